@@ -1,0 +1,210 @@
+"""The explainer machinery every method shares (ClusCAM and the baselines).
+
+:class:`Explainer` owns the hook on the target layer, the forward-pass counter, chunked masked
+forward passes and the final upsample + min-max; a method subclasses it and says only what differs:
+its :meth:`Explainer.saliency` from a :class:`Capture` of one batched forward pass.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, ClassVar, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from .layers import LayerSpec
+from .ops import Baseline, baseline_value, mask_input, minmax, upsample
+
+
+@dataclass
+class PassCount:
+    """Passes per explained image: through the whole model, through the part of the network
+    after the hooked layer (ReciproCAM-style partial passes), and backward passes."""
+
+    forward: float = 0.0
+    partial: float = 0.0
+    backward: float = 0.0
+
+
+@dataclass
+class Capture:
+    """One forward pass of a batch: its logits, the targets, and the hooked layer's output
+    (with the gradient of the summed target logits when the method asks for it)."""
+
+    images: torch.Tensor
+    targets: torch.Tensor
+    logits: torch.Tensor
+    activation: torch.Tensor
+    layer: LayerSpec
+    gradient: torch.Tensor | None = None
+
+    @property
+    def maps(self) -> torch.Tensor:
+        """Channel maps [B, C, h, w]."""
+        return self.layer.maps(self.activation)
+
+    @property
+    def tokens(self) -> torch.Tensor:
+        """Patch tokens [B, h*w, C]."""
+        return self.layer.tokens(self.activation)
+
+    @property
+    def grad_maps(self) -> torch.Tensor:
+        if self.gradient is None:
+            raise RuntimeError("this method did not ask for gradients (set uses_gradients = True)")
+        return self.layer.maps(self.gradient)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.images.shape[-2:])
+
+
+def as_logits(out) -> torch.Tensor:
+    """Logits from a classifier's output: a tensor, a tuple/namedtuple led by the logits
+    (torchvision Inception in training mode), or a mapping with a ``logits`` entry."""
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, dict) and "logits" in out:
+        return out["logits"]
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        return out[0]
+    raise TypeError(f"cannot read logits from a model output of type {type(out).__name__}")
+
+
+class Explainer(ABC):
+    """Base class: ``explain(images [B,3,H,W], targets [B] | None) -> saliency [B,H,W]`` in [0, 1].
+
+    model: a classifier returning logits, put in eval mode.  layer: a :class:`LayerSpec` (or its
+    dotted path for an NCHW layer).  baseline: what masked pixels become, ``mean`` (0 in normalized
+    input space, the dataset's mean colour, as the paper's code does) or ``black`` (needs
+    ``pixel_mean``/``pixel_std``).  chunk_size: images per forward pass when a method evaluates
+    many masked inputs.  Targets default to the predicted class."""
+
+    uses_gradients: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: LayerSpec | str | dict,
+        *,
+        baseline: Baseline = "mean",
+        pixel_mean: Sequence[float] | None = None,
+        pixel_std: Sequence[float] | None = None,
+        chunk_size: int = 64,
+    ) -> None:
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        self.model = model.eval()
+        self.layer = LayerSpec.of(layer)
+        self.module = self.layer.module(model)
+        self.baseline, self.pixel_mean, self.pixel_std = baseline, pixel_mean, pixel_std
+        baseline_value(baseline, pixel_mean, pixel_std, torch.zeros(1))  # fail early on a bad baseline
+        self.chunk_size = chunk_size
+        self.last_passes = PassCount()
+        self._passes = PassCount()
+
+    # -- public API -------------------------------------------------------------------------------
+    def explain(self, images: torch.Tensor, targets: torch.Tensor | Sequence[int] | None = None) -> torch.Tensor:
+        if images.dim() != 4:
+            raise ValueError(f"images must be [B, C, H, W], got shape {tuple(images.shape)}")
+        images = images.to(self.device)
+        self._passes = PassCount()
+        with torch.set_grad_enabled(self.uses_gradients):
+            cap = self.capture(images, targets)
+            raw = self.saliency(cap)
+        out = minmax(upsample(raw.detach().float(), cap.size), constant="zero")
+        b = images.shape[0]
+        self.last_passes = PassCount(self._passes.forward / b, self._passes.partial / b, self._passes.backward / b)
+        return out
+
+    __call__ = explain
+
+    @abstractmethod
+    def saliency(self, cap: Capture) -> torch.Tensor:
+        """The method's raw map [B, h, w] at any resolution; the base upsamples and min-maxes it."""
+
+    # -- machinery for subclasses -------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """A counted whole-model forward pass."""
+        self._passes.forward += x.shape[0]
+        return as_logits(self.model(x))
+
+    @contextmanager
+    def hooked(self, fn: Callable[[torch.Tensor], torch.Tensor | None]) -> Iterator[None]:
+        """Call ``fn`` on the target layer's output during forward passes; a non-None return
+        replaces the output (and may have a larger batch: the rest of the network then runs on it)."""
+        handle = self.module.register_forward_hook(lambda _m, _i, out: fn(out))
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def replaced_logits(self, images: torch.Tensor, replace: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """Logits when the target layer's output ``act`` (batch B) is replaced by ``replace(act)``
+        (batch B * n, image-major): the network after the layer runs on the n variants of each image,
+        counted as partial passes (AblationCAM, ReciproCAM).  The part before the layer runs once on
+        ``images``; pass a chunk of images to bound memory."""
+        with self.hooked(replace):
+            out = as_logits(self.model(images))
+        self._passes.partial += out.shape[0]
+        return out
+
+    def capture(self, images: torch.Tensor, targets=None) -> Capture:
+        """One forward pass with the layer hooked; gradients of the target logits if asked for."""
+        store: dict[str, torch.Tensor] = {}
+        if self.uses_gradients:
+            images = images.detach().requires_grad_(True)
+        with self.hooked(lambda out: store.__setitem__("act", out)):
+            logits = self.logits(images)
+        if "act" not in store:
+            raise RuntimeError(f"layer {self.layer.path!r} was not called in the model's forward pass")
+        act = store["act"]
+        if not isinstance(act, torch.Tensor):
+            raise TypeError(f"layer {self.layer.path!r} returns {type(act).__name__}, not a tensor; hook another layer")
+        targets = self.resolve_targets(logits, targets)
+        grad = None
+        if self.uses_gradients:
+            grad = self.gradient(logits.gather(1, targets[:, None]).sum(), act)
+        else:
+            act = act.detach()
+        return Capture(images, targets, logits.detach() if grad is None else logits, act, self.layer, grad)
+
+    def gradient(self, score: torch.Tensor, act: torch.Tensor, create_graph: bool = False) -> torch.Tensor:
+        """d score / d act, counted as one backward pass per image."""
+        self._passes.backward += act.shape[0]
+        (grad,) = torch.autograd.grad(score, act, create_graph=create_graph, retain_graph=create_graph)
+        return grad
+
+    @staticmethod
+    def resolve_targets(logits: torch.Tensor, targets) -> torch.Tensor:
+        if targets is None:
+            return logits.argmax(1)
+        t = torch.as_tensor(targets, device=logits.device).long().reshape(-1)
+        if t.numel() != logits.shape[0]:
+            raise ValueError(f"got {t.numel()} targets for a batch of {logits.shape[0]} images")
+        if bool(((t < 0) | (t >= logits.shape[1])).any()):
+            raise ValueError(f"targets must be class indices in [0, {logits.shape[1]})")
+        return t
+
+    def masked_target_logits(self, images: torch.Tensor, masks: torch.Tensor, targets: torch.Tensor,
+                             align_corners: bool = False) -> torch.Tensor:
+        """Target logits [B, K] of the masked inputs x (.) Upsample(M_k) for masks [B, K, h, w],
+        evaluated ``chunk_size`` images at a time (Eq. 5's first term)."""
+        b, k = masks.shape[:2]
+        size = tuple(images.shape[-2:])
+        base = baseline_value(self.baseline, self.pixel_mean, self.pixel_std, images)
+        flat = masks.reshape(b * k, *masks.shape[-2:])
+        owner = torch.arange(b, device=images.device).repeat_interleave(k)
+        out = []
+        for idx in torch.arange(b * k, device=images.device).split(self.chunk_size):
+            img = owner[idx]
+            m = upsample(flat[idx], size, align_corners=align_corners)
+            logit = self.logits(mask_input(images[img], m, base))
+            out.append(logit.gather(1, targets[img][:, None]).squeeze(1))
+        return torch.cat(out).view(b, k)

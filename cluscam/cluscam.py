@@ -1,0 +1,136 @@
+"""ClusCAM (paper Sec. 3, Alg. 1): clustered meta-representations scored by logit differences."""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from .base import Capture, Explainer
+from .kmeans import kmeans
+from .ops import normalize_upsampled, upsampling_metric_root
+
+Grouping = Literal["channels", "tokens"]
+Metric = Literal["upsampled", "lowres"]
+
+
+@dataclass
+class MetaRepresentations:
+    """K groups per image: low-resolution maps [B, K, h, w] whose bilinear upsampling is M_j
+    (Eq. 4), which groups are non-empty [B, K], and each representation's group [B, N]."""
+
+    maps: torch.Tensor
+    valid: torch.Tensor
+    labels: torch.Tensor
+
+
+class ClusCAM(Explainer):
+    """ClusCAM for a batch (Alg. 1).
+
+    k, r, tau: number of groups, discarding ratio in [0, 1) and softmax temperature (Table 3).
+    grouping: ``channels`` clusters the C maps of the hooked layer (each a p*q vector; CNNs and the
+    public code's ViT hooks), ``tokens`` clusters its patch tokens (each a D vector; a token group's
+    map is the indicator of its grid cells).  metric (channels only): ``upsampled`` clusters the
+    normalized, upsampled maps as the public code does, computed exactly at low resolution;
+    ``lowres`` clusters the raw p*q vectors as Alg. 1 line 2 reads.  final_relu: the public code's
+    ReLU before the last min-max.  seed, n_init: K-means++ seeding."""
+
+    def __init__(
+        self,
+        model,
+        layer,
+        *,
+        k: int = 30,
+        r: float = 0.3712,
+        tau: float = 0.40,
+        grouping: Grouping = "channels",
+        metric: Metric = "upsampled",
+        final_relu: bool = False,
+        seed: int = 0,
+        n_init: int = 1,
+        **kwargs,
+    ) -> None:
+        super().__init__(model, layer, **kwargs)
+        if k < 1:
+            raise ValueError(f"k (number of groups) must be >= 1, got {k}")
+        if not 0 <= r < 1:
+            raise ValueError(f"r (discarding ratio) must be in [0, 1), got {r}; Table 3 gives percents, divide by 100")
+        if not tau > 0:
+            raise ValueError(f"tau (temperature) must be > 0, got {tau}")
+        if grouping not in ("channels", "tokens"):
+            raise ValueError(f"unknown grouping {grouping!r}; use 'channels' or 'tokens'")
+        if metric not in ("upsampled", "lowres"):
+            raise ValueError(f"unknown clustering metric {metric!r}; use 'upsampled' or 'lowres'")
+        self.k, self.r, self.tau = k, r, tau
+        self.grouping, self.metric, self.final_relu = grouping, metric, final_relu
+        self.seed, self.n_init = seed, n_init
+        self._roots: dict[tuple, torch.Tensor] = {}
+
+    # -- Alg. 1 lines 1-6: grouping ------------------------------------------------------------------
+    def meta_representations(self, cap: Capture) -> MetaRepresentations:
+        if self.grouping == "tokens":
+            return self._token_groups(cap)
+        return self._channel_groups(cap)
+
+    def _k_for(self, n: int) -> int:
+        if self.k > n:
+            warnings.warn(f"ClusCAM: k={self.k} exceeds the {n} representations; using k={n} (one group each)")
+        return min(self.k, n)
+
+    def _channel_groups(self, cap: Capture) -> MetaRepresentations:
+        maps = cap.maps.float()  # [B, C, h, w]
+        b, c, h, w = maps.shape
+        normed = normalize_upsampled(maps, cap.size)  # Upsample(normed) = Normalize(Upsample(F))
+        if self.metric == "upsampled":
+            # ||U a - U b|| = ||(a - b) R||: K-means on normed @ R is K-means on the upsampled maps.
+            points = normed.flatten(2) @ self._root((h, w), cap.size, maps.device)
+        else:
+            points = maps.flatten(2)  # Alg. 1 line 2: the flattened p x q maps
+        res = kmeans(points, self._k_for(c), seed=self.seed, n_init=self.n_init)
+        onehot = F.one_hot(res.labels, res.counts.shape[1]).float()  # [B, C, K]
+        sums = torch.bmm(onehot.transpose(1, 2), normed.flatten(2))
+        meta = sums / res.counts.clamp_min(1).unsqueeze(-1)  # Eq. 4: mean of the members' maps
+        return MetaRepresentations(meta.view(b, -1, h, w), res.counts > 0, res.labels)
+
+    def _token_groups(self, cap: Capture) -> MetaRepresentations:
+        tokens = cap.tokens.float()  # [B, T, D]
+        b, t, _ = tokens.shape
+        h, w = cap.maps.shape[-2:]
+        res = kmeans(tokens, self._k_for(t), seed=self.seed, n_init=self.n_init)
+        indicator = F.one_hot(res.labels, res.counts.shape[1]).float().transpose(1, 2).reshape(b, -1, h, w)
+        return MetaRepresentations(normalize_upsampled(indicator, cap.size), res.counts > 0, res.labels)
+
+    def _root(self, grid: tuple[int, int], size: tuple[int, int], device) -> torch.Tensor:
+        key = (grid, size, str(device))
+        if key not in self._roots:
+            self._roots[key] = upsampling_metric_root(grid, size, device)
+        return self._roots[key]
+
+    # -- Alg. 1 lines 7-10: scoring ------------------------------------------------------------------
+    def scores(self, cap: Capture, meta: MetaRepresentations) -> torch.Tensor:
+        """s_j = f_c(x (.) M_j) - f_c(x) (Eq. 5), raw logits, [B, K]."""
+        masked = self.masked_target_logits(cap.images, meta.maps, cap.targets)
+        return masked - cap.logits.gather(1, cap.targets[:, None]).float()
+
+    # -- Alg. 1 lines 11-14: discarding and temperature softmax -------------------------------------
+    def weights(self, scores: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """alpha [B, K]: drop the floor(r K) lowest-scoring groups (Sec. 3.3), temperature softmax
+        over the rest (Eq. 6).  Empty groups count as neither kept nor discarded; ties keep the
+        lower group index."""
+        s = scores.float().masked_fill(~valid, -math.inf)
+        n_valid = valid.sum(1)
+        n_keep = n_valid - torch.floor(self.r * n_valid.double()).long()
+        order = torch.sort(s, dim=1, descending=True, stable=True).indices
+        rank = torch.empty_like(order).scatter_(1, order, torch.arange(s.shape[1], device=s.device).expand_as(order))
+        kept = (rank < n_keep.unsqueeze(1)) & valid
+        return torch.softmax((s / self.tau).masked_fill(~kept, -math.inf), dim=1)
+
+    # -- Alg. 1 lines 15-16 ----------------------------------------------------------------------------
+    def saliency(self, cap: Capture) -> torch.Tensor:
+        meta = self.meta_representations(cap)
+        alpha = self.weights(self.scores(cap, meta), meta.valid)
+        sal = torch.einsum("bk,bkhw->bhw", alpha, meta.maps)  # Eq. 7 (Upsample is linear)
+        return sal.relu() if self.final_relu else sal
