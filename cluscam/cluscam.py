@@ -115,6 +115,14 @@ class ClusCAM(Explainer):
         masked = self.masked_target_logits(cap.images, meta.maps, cap.targets)
         return masked - cap.logits.gather(1, cap.targets[:, None]).float()
 
+    @torch.no_grad()
+    def group_scores(self, images: torch.Tensor, targets=None) -> tuple[torch.Tensor, MetaRepresentations]:
+        """Scores s_j [B, K] of each image's meta-representations (Eq. 5) with the groups themselves;
+        the raw material of the hyperparameter selection (Alg. 2-3) and of Table 1."""
+        cap = self.capture(images.to(self.device), targets)
+        meta = self.meta_representations(cap)
+        return self.scores(cap, meta), meta
+
     # -- Alg. 1 lines 11-14: discarding and temperature softmax -------------------------------------
     def weights(self, scores: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """alpha [B, K]: drop the floor(r K) lowest-scoring groups (Sec. 3.3), temperature softmax

@@ -122,7 +122,7 @@ def _relocate_empty(x, x_sq, centers, dist, labels, empty):
     (scikit-learn's rule), the farthest point going to the first empty cluster."""
     b = x.shape[0]
     own = dist.gather(2, labels.unsqueeze(-1)).squeeze(-1)  # [B, N]
-    far = own.argsort(1, descending=True, stable=True)  # [B, N]
+    far = torch.argsort(own, dim=1, descending=True, stable=True)  # [B, N]
     rank = (empty.long().cumsum(1) - 1).clamp_min(0)  # e-th empty cluster -> e-th farthest point
     pts = x[torch.arange(b, device=x.device).unsqueeze(1), far.gather(1, rank)]  # [B, K, d]
     centers = torch.where(empty.unsqueeze(-1), pts, centers)

@@ -1,0 +1,61 @@
+"""Hyperparameter selection: Alg. 2 (elbow), Alg. 3 (GMM discard ratio), Eq. 10 (temperature)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cluscam.selection import discard_ratio, elbow, select_hyperparameters, temperature
+from test_cluscam import small_cnn
+
+
+def test_elbow_known_answer_uniform_spacing():
+    # S = [.5, .5, 2, .5] for K = 4..10; C(K_j) = [0, .75, -.75] for K = 6, 8, 10 -> K* = 8.
+    k, c = elbow([2, 4, 6, 8, 10], [0, 1, 2, 6, 7])
+    assert k == 8
+    np.testing.assert_allclose(c, [np.nan, np.nan, 0.0, 0.75, -0.75])
+
+
+def test_elbow_known_answer_uneven_spacing():
+    # K = 5, 10, 20, 40: S = 2/5, 6/10, 4/20 = .4, .6, .2; C = (.6-.4)/10, (.2-.6)/20 = .02, -.02.
+    k, c = elbow([5, 10, 20, 40], [1.0, 3.0, 9.0, 13.0])
+    assert k == 20
+    np.testing.assert_allclose(c[2:], [0.02, -0.02])
+
+
+def test_elbow_rejects_bad_candidates():
+    with pytest.raises(ValueError, match="at least 3"):
+        elbow([5, 10], [1, 2])
+    with pytest.raises(ValueError, match="ascending"):
+        elbow([5, 20, 10], [1, 2, 3])
+
+
+def test_discard_ratio_recovers_the_non_salient_share():
+    rng = np.random.default_rng(0)
+    for share in (0.15, 0.37, 0.55):
+        n = 6000
+        low = rng.normal(-3.0, 0.7, int(share * n))
+        high = rng.normal(2.0, 1.0, n - len(low))
+        r = discard_ratio(np.concatenate([high, low]))
+        assert r == pytest.approx(share, abs=0.02)
+    # Salience is the higher mean whatever the component order or the sign of the scores.
+    assert discard_ratio(-np.concatenate([high, low])) == pytest.approx(1 - share, abs=0.02)
+
+
+@pytest.mark.parametrize("r, k, tau", [(0.3712, 30, 0.40), (0.3609, 40, 0.37), (0.5171, 45, 0.31),
+                                       (0.5417, 50, 0.30), (0.4078, 50, 0.33), (0.1493, 40, 0.51),
+                                       (0.1404, 45, 0.50), (0.1952, 50, 0.42), (0.1625, 45, 0.47)])
+def test_temperature_reproduces_table3(r, k, tau):
+    assert round(temperature(r, k), 2) == tau  # Eq. 10 against the paper's Table 3
+
+
+def test_select_hyperparameters_end_to_end():
+    model = small_cnn(3)
+    gen = torch.Generator().manual_seed(0)
+    batches = [torch.randn(4, 3, 32, 32, generator=gen) for _ in range(2)]
+    sel = select_hyperparameters(model, "6", iter(batches), ks=[2, 4, 6, 8, 12], chunk_size=16)
+    assert sel.k in sel.ks and len(sel.proxy) == len(sel.curvature) == 5
+    assert sel.k == elbow(sel.ks, sel.proxy)[0]
+    assert 0 < sel.r < 1 and sel.tau == pytest.approx(1 / math.log(1 + sel.r * sel.k))
+    assert sel.scores.shape == (8 * sel.k,)  # every validation image's K* scores
+    assert sel.r == pytest.approx(discard_ratio(sel.scores))
