@@ -9,13 +9,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Iterator, Sequence
+from typing import Callable, ClassVar, Iterator, Literal, Sequence
 
 import torch
 from torch import nn
 
 from .layers import LayerSpec
+from .memory import auto_chunk_size
 from .ops import Baseline, baseline_value, mask_input, minmax, upsample
+
+Precision = Literal["fp32", "bf16"]
 
 
 @dataclass
@@ -80,7 +83,9 @@ class Explainer(ABC):
     dotted path for an NCHW layer).  baseline: what masked pixels become, ``mean`` (0 in normalized
     input space, the dataset's mean colour, as the paper's code does) or ``black`` (needs
     ``pixel_mean``/``pixel_std``).  chunk_size: images per forward pass when a method evaluates
-    many masked inputs.  Targets default to the predicted class."""
+    many masked inputs, or ``auto`` to size it from free device memory at the first call.
+    precision: ``bf16`` runs the model's forward passes under bfloat16 autocast (the maps and the
+    clustering stay in float32).  Targets default to the predicted class."""
 
     uses_gradients: ClassVar[bool] = False
 
@@ -92,16 +97,20 @@ class Explainer(ABC):
         baseline: Baseline = "mean",
         pixel_mean: Sequence[float] | None = None,
         pixel_std: Sequence[float] | None = None,
-        chunk_size: int = 64,
+        chunk_size: int | Literal["auto"] = 64,
+        precision: Precision = "fp32",
     ) -> None:
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        if chunk_size != "auto" and not (isinstance(chunk_size, int) and chunk_size >= 1):
+            raise ValueError(f"chunk_size must be a positive integer or 'auto', got {chunk_size!r}")
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"unknown precision {precision!r}; use 'fp32' or 'bf16'")
         self.model = model.eval()
         self.layer = LayerSpec.of(layer)
         self.module = self.layer.module(model)
         self.baseline, self.pixel_mean, self.pixel_std = baseline, pixel_mean, pixel_std
         baseline_value(baseline, pixel_mean, pixel_std, torch.zeros(1))  # fail early on a bad baseline
         self.chunk_size = chunk_size
+        self.precision = precision
         self.last_passes = PassCount()
         self._passes = PassCount()
 
@@ -110,8 +119,11 @@ class Explainer(ABC):
         if images.dim() != 4:
             raise ValueError(f"images must be [B, C, H, W], got shape {tuple(images.shape)}")
         images = images.to(self.device)
+        if self.chunk_size == "auto":
+            self.chunk_size = auto_chunk_size(self.model, images[:1])
         self._passes = PassCount()
-        with torch.set_grad_enabled(self.uses_gradients):
+        autocast = torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+        with torch.set_grad_enabled(self.uses_gradients), autocast:
             cap = self.capture(images, targets)
             raw = self.saliency(cap)
         out = minmax(upsample(raw.detach().float(), cap.size), constant="zero")

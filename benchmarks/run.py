@@ -1,0 +1,176 @@
+"""The benchmark runner: one (model, method, dataset) cell per call, resumable, one CSV row per image.
+
+    python -m benchmarks.run model=resnet50 method=cluscam dataset=ilsvrc dataset.root=/data/ilsvrc
+    python -m benchmarks.run -m model=resnet18,vit_b_16 method=cluscam,scorecam dataset.root=...
+
+:func:`run_cell` does the same from a config without Hydra (see :func:`compose`).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import hydra
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from baselines import create_explainer
+from benchmarks import zoo
+from benchmarks.data import Preprocess, build_dataset, collate
+from benchmarks.metrics import confidence_change, image_metrics, summarize
+from benchmarks.provenance import device_name, provenance
+from benchmarks.store import CellStore
+
+CONF_DIR = zoo.CONF_DIR
+DATASET_HELP = {
+    "ilsvrc": "download the ILSVRC2012 validation images with boxes (e.g. Kaggle's 'ImageNet Object Localization "
+              "Challenge') and pass dataset.root=/path (or set ILSVRC_ROOT)",
+    "alzheimer": "pass dataset.root= an image folder <root>/{train,test}/<class>/*.jpg, a save_to_disk copy, parquet "
+                 "files or the hub id Falah/Alzheimer_MRI (or set ALZHEIMER_ROOT)",
+}
+
+
+def compose(overrides: list[str] | None = None) -> DictConfig:
+    """The config for ``overrides`` (Hydra syntax) without running Hydra's app."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose("config", overrides=list(overrides or []), return_hydra_config=False)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"run.device={name} but CUDA is not available here; use run.device=cpu or auto")
+    return device
+
+
+def method_options(cfg: DictConfig) -> dict:
+    """The explainer's keyword arguments: the model's options for the method (``method_options``),
+    overridden by the method's options (null ClusCAM options take the model's Table 3 entry), and
+    the run's baseline, chunk size and precision."""
+    opts = {k: v for k, v in OmegaConf.to_container(cfg.method.options, resolve=True).items() if v is not None}
+    per_model = cfg.model.get("method_options", {}).get(cfg.method.name)
+    opts = {**(OmegaConf.to_container(per_model, resolve=True) if per_model else {}), **opts}
+    if cfg.method.name == "cluscam":
+        table3 = OmegaConf.to_container(cfg.model.cluscam, resolve=True)
+        opts = {**table3, **opts, "seed": int(cfg.run.seed)}
+    chunk = cfg.run.chunk_size
+    return {**opts, "baseline": cfg.run.baseline, "pixel_mean": list(cfg.model.input.mean),
+            "pixel_std": list(cfg.model.input.std), "chunk_size": chunk if chunk == "auto" else int(chunk),
+            "precision": cfg.run.precision}
+
+
+def model_config(cfg: DictConfig) -> DictConfig:
+    """The model's config with the dataset's number of classes."""
+    model = cfg.model.copy()
+    model.num_classes = int(cfg.dataset.num_classes)
+    if model.num_classes != int(cfg.model.num_classes) and model.pretrained and model.checkpoint is None:
+        raise ValueError(
+            f"model {model.name!r} has ImageNet weights but dataset {cfg.dataset.name!r} has {model.num_classes} "
+            f"classes: pass a fine-tuned checkpoint with model.checkpoint=/path (scripts/train.py makes one) or use "
+            f"model.pretrained=false for random weights")
+    return model
+
+
+def dataset_for(cfg: DictConfig):
+    d = cfg.dataset
+    pre = Preprocess(size=tuple(cfg.model.input.size), mean=tuple(cfg.model.input.mean),
+                     std=tuple(cfg.model.input.std), mode=cfg.model.input.resize)
+    opts = OmegaConf.to_container(d.options, resolve=True)
+    start = int(cfg.run.start)
+    stop = None if cfg.run.n_images is None else start + int(cfg.run.n_images)
+    if d.name in DATASET_HELP:
+        if d.root is None:
+            raise ValueError(f"dataset.root is not set for {d.name}: {DATASET_HELP[d.name]}")
+        first = {"ilsvrc": "root", "alzheimer": "source"}[d.name]
+        opts[first] = str(d.root)
+    return build_dataset(d.name, preprocess=pre, start=start, stop=stop, **opts)
+
+
+def cell_identity(cfg: DictConfig, model_cfg: DictConfig, options: dict) -> dict:
+    """Everything that changes a cell's rows (not the batch size, chunk size, device or image range)."""
+    keep = {k: v for k, v in options.items() if k != "chunk_size"}
+    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+    return {"model": OmegaConf.to_container(model_cfg, resolve=True), "method": {"name": cfg.method.name, **keep},
+            "dataset": dataset, "seed": int(cfg.run.seed)}
+
+
+def run_cell(cfg: DictConfig, progress: bool = True) -> pd.DataFrame:
+    """Explain and evaluate every image of the cell's range not yet on disk; return the range's rows."""
+    device = resolve_device(cfg.run.device)
+    model_cfg = model_config(cfg)
+    options = method_options(cfg)
+    dataset = dataset_for(cfg)
+    ids = dataset.ids
+    root = Path(cfg.run.out_dir) / cfg.dataset.name / model_cfg.name / cfg.method.name
+    store = CellStore(root, cell_identity(cfg, model_cfg, options))
+    done = store.done_ids()
+    todo = [i for i, id_ in enumerate(ids) if id_ not in done]
+    if todo:
+        store.open(provenance(device))
+        torch.manual_seed(int(cfg.run.seed))  # random-init models are the same in every session
+        model = zoo.create_model(model_cfg, device=device)
+        if cfg.run.precision == "bf16" and model_cfg.layer.layout == "nchw":
+            model = model.to(memory_format=torch.channels_last)
+        explainer = create_explainer(cfg.method.name, model, zoo.layer_spec(model_cfg, cfg.method.name), **options)
+        loader = DataLoader(Subset(dataset, todo), batch_size=int(cfg.run.batch_size), collate_fn=collate,
+                            num_workers=int(cfg.run.workers), pin_memory=device.type == "cuda")
+        bar = tqdm(loader, desc=f"{model_cfg.name}/{cfg.method.name}", unit="batch", disable=not progress)
+        for batch in bar:
+            rows = evaluate_batch(explainer, model, batch, device, cfg.run.baseline, model_cfg)
+            store.write_part(rows)
+    rows = store.finish()
+    return rows[rows["id"].isin(set(ids))].reset_index(drop=True)
+
+
+def evaluate_batch(explainer, model, batch, device: torch.device, baseline: str, model_cfg) -> pd.DataFrame:
+    """Rows of one batch: explanation time and passes, then the metrics (not timed)."""
+    skipped = pd.DataFrame([{"id": s.id, "path": s.path, "status": f"skipped: unreadable image ({s.reason})"}
+                            for s in batch.skipped()])
+    ok = batch.valid.cpu()
+    if not bool(ok.any()):
+        return skipped
+    b = batch.select(ok)
+    images = b.images.to(device, non_blocking=True)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda *a: None)
+    with torch.no_grad():
+        targets = model(images).argmax(1)  # explained class: the prediction (untimed, uncounted)
+    sync()
+    start = time.perf_counter()
+    sal = explainer(images, targets)
+    sync()
+    seconds = (time.perf_counter() - start) / len(b)
+    with torch.no_grad():
+        p, p_masked = confidence_change(model, images, sal, targets, baseline, pixel_mean=list(model_cfg.input.mean),
+                                        pixel_std=list(model_cfg.input.std))
+        metrics = image_metrics(p, p_masked, sal, b.padded_boxes.to(device), b.num_boxes.to(device))
+    passes = explainer.last_passes
+    rows = pd.DataFrame({
+        "id": b.ids, "path": b.paths, "status": "ok", "label": b.labels.tolist(), "pred": targets.tolist(),
+        **{k: v.detach().cpu().double().numpy() for k, v in metrics.items()},
+        "n_boxes": b.num_boxes.tolist(), "seconds": seconds, "forward": passes.forward, "partial": passes.partial,
+        "backward": passes.backward, "device": device_name(device),
+    })
+    return pd.concat([rows, skipped], ignore_index=True) if len(skipped) else rows
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    rows = run_cell(cfg)
+    ok = rows[rows["status"] == "ok"] if len(rows) else rows
+    summary = summarize(ok) if len(ok) else {}
+    n_skipped = len(rows) - len(ok)
+    print(f"{cfg.model.name} / {cfg.method.name} / {cfg.dataset.name}: {len(ok)} images"
+          + (f", {n_skipped} unreadable (see status column)" if n_skipped else "")
+          + "".join(f", {k.upper()} {summary[k]:.2f}" for k in ("ad", "ic", "ag", "ep", "le") if k in summary)
+          + (f", {ok['seconds'].mean():.4f} s/image" if len(ok) else ""))
+
+
+if __name__ == "__main__":
+    main()

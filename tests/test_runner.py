@@ -1,0 +1,90 @@
+"""The runner: every method end to end on the synthetic set, resumption, and its errors."""
+import pandas as pd
+import pytest
+
+from baselines import METHODS
+from benchmarks import run as runner
+from benchmarks.run import compose, run_cell
+
+STABLE = ["id", "status", "label", "pred", "p", "p_masked", "ad", "ic", "ag", "ep", "le", "n_boxes", "forward",
+          "partial", "backward"]
+
+
+def cfg_for(tmp_path, *overrides):
+    return compose(["dataset=synthetic", "dataset.options.n=6", "run.batch_size=2", "run.workers=0",
+                    "run.chunk_size=16", f"run.out_dir={tmp_path}", *overrides])
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_runs_end_to_end(tmp_path, method):
+    model = "tiny_vit" if method == "agcam" else "tiny_cnn"
+    rows = run_cell(cfg_for(tmp_path, f"model={model}", f"method={method}"), progress=False)
+    assert len(rows) == 6 and (rows["status"] == "ok").all()
+    for col in ["p", "p_masked", "ad", "ag", "ep"]:
+        assert rows[col].between(0, 1).all(), col
+    assert set(rows["ic"]) <= {0.0, 1.0}
+    assert (rows["forward"] >= 1).all() and (rows["seconds"] > 0).all()
+    assert (tmp_path / "synthetic" / model / method).is_dir()
+
+
+def test_vit_token_grouping(tmp_path):
+    rows = run_cell(cfg_for(tmp_path, "model=tiny_vit", "method=cluscam", "method.options.grouping=tokens",
+                            "model.layer.path=blocks.-1", "model.layer.layout=tokens", "model.layer.prefix_tokens=1"),
+                    progress=False)
+    assert len(rows) == 6 and (rows["forward"] == 1 + 8).all()
+
+
+def test_interrupted_run_resumes_to_the_same_rows(tmp_path, monkeypatch):
+    overrides = ("model=tiny_cnn", "method=cluscam")
+    reference = run_cell(cfg_for(tmp_path / "a", *overrides), progress=False)
+    real = runner.evaluate_batch
+    calls = {"n": 0}
+
+    def dies_on_second_batch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "evaluate_batch", dies_on_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        run_cell(cfg_for(tmp_path / "b", *overrides), progress=False)
+    monkeypatch.setattr(runner, "evaluate_batch", real)
+    counted = []
+    monkeypatch.setattr(runner, "evaluate_batch", lambda *a, **k: counted.append(1) or real(*a, **k))
+    resumed = run_cell(cfg_for(tmp_path / "b", *overrides), progress=False)
+    assert len(counted) == 2  # the first batch was kept, the other two were run
+    pd.testing.assert_frame_equal(resumed[STABLE], reference[STABLE])
+    # A finished cell is not recomputed; a larger range only computes the new images.
+    counted.clear()
+    run_cell(cfg_for(tmp_path / "b", *overrides), progress=False)
+    assert not counted
+    first = run_cell(cfg_for(tmp_path / "c", *overrides, "run.n_images=4"), progress=False)
+    more = run_cell(cfg_for(tmp_path / "c", *overrides, "run.n_images=6"), progress=False)
+    assert len(counted) == 3 and len(first) == 4 and len(more) == 6
+    pd.testing.assert_frame_equal(more[STABLE], reference[STABLE])
+
+
+def test_unreadable_images_become_reported_rows(tmp_path):
+    root = tmp_path / "alz"
+    for split in ["train", "test"]:
+        for cls in ["MildDemented", "ModerateDemented", "NonDemented", "VeryMildDemented"]:
+            (root / split / cls).mkdir(parents=True)
+    from PIL import Image
+    Image.new("L", (40, 48), 90).save(root / "test" / "NonDemented" / "good (1).jpg")
+    (root / "test" / "MildDemented" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    rows = run_cell(compose(["model=tiny_cnn", "method=gradcam", "dataset=alzheimer", f"dataset.root={root}",
+                             "run.workers=0", f"run.out_dir={tmp_path / 'runs'}"]), progress=False)
+    assert sorted(rows["status"].str.split(":").str[0]) == ["ok", "skipped"]
+    assert rows.loc[rows["status"] != "ok", "path"].str.endswith("broken.jpg").all()
+
+
+def test_configuration_errors_are_clear(tmp_path):
+    with pytest.raises(ValueError, match="dataset.root is not set"):
+        run_cell(compose(["model=tiny_cnn", "dataset=ilsvrc", "dataset.root=null", f"run.out_dir={tmp_path}"]))
+    with pytest.raises(ValueError, match="model.checkpoint"):
+        run_cell(compose(["model=resnet18", "dataset=alzheimer", f"dataset.root={tmp_path}", f"run.out_dir={tmp_path}"]))
+    with pytest.raises(Exception, match="Could not find 'method/magic'"):
+        compose(["method=magic"])
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        runner.resolve_device("cuda")
