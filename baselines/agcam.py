@@ -168,7 +168,7 @@ def _self_attention(m: nn.MultiheadAttention, x: torch.Tensor, block: int,
     qkv = F.linear(x, m.in_proj_weight, m.in_proj_bias).view(b, n, 3, m.num_heads, m.head_dim)
     q, k, v = qkv.permute(2, 0, 3, 1, 4)  # [B, H, N, d] each
     scores = (q * m.head_dim ** -0.5) @ k.transpose(-2, -1)  # S = q k^T / sqrt(d), [B, H, N, N]
-    rows.score(scores[:, :, 1])
+    rows.score(scores[:, :, 0])
     attn = rows.attend(block, F.dropout(scores.softmax(-1), m.dropout, m.training))
     out = m.out_proj((attn @ v).transpose(1, 2).reshape(b, n, e))
     return out, attn

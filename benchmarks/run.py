@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import hydra
+import numpy as np
 import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -54,12 +55,10 @@ def method_options(cfg: DictConfig) -> dict:
     """The explainer's keyword arguments: the model's options for the method (``method_options``),
     overridden by the method's options (null ClusCAM options take the model's Table 3 entry), and
     the run's baseline, chunk size and precision."""
-    opts = {k: v for k, v in OmegaConf.to_container(cfg.method.options, resolve=True).items() if v is not None}
-    per_model = cfg.model.get("method_options", {}).get(cfg.method.name)
-    opts = {**(OmegaConf.to_container(per_model, resolve=True) if per_model else {}), **opts}
+    own = {k: v for k, v in OmegaConf.to_container(cfg.method.options, resolve=True).items() if v is not None}
+    opts = {**zoo.method_options(cfg.model, cfg.method.name), **own}
     if cfg.method.name == "cluscam":
-        table3 = OmegaConf.to_container(cfg.model.cluscam, resolve=True)
-        opts = {**table3, **opts, "seed": int(cfg.run.seed)}
+        opts["seed"] = int(cfg.run.seed)
     chunk = cfg.run.chunk_size
     return {**opts, "baseline": cfg.run.baseline, "pixel_mean": list(cfg.model.input.mean),
             "pixel_std": list(cfg.model.input.std), "chunk_size": chunk if chunk == "auto" else int(chunk),
@@ -108,8 +107,7 @@ def run_cell(cfg: DictConfig, progress: bool = True) -> pd.DataFrame:
     options = method_options(cfg)
     dataset = dataset_for(cfg)
     ids = dataset.ids
-    root = Path(cfg.run.out_dir) / cfg.dataset.name / model_cfg.name / cfg.method.name
-    store = CellStore(root, cell_identity(cfg, model_cfg, options))
+    store = cell_store(cfg)
     done = store.done_ids()
     todo = [i for i, id_ in enumerate(ids) if id_ not in done]
     if todo:
@@ -123,19 +121,27 @@ def run_cell(cfg: DictConfig, progress: bool = True) -> pd.DataFrame:
                             num_workers=int(cfg.run.workers), pin_memory=device.type == "cuda")
         bar = tqdm(loader, desc=f"{model_cfg.name}/{cfg.method.name}", unit="batch", disable=not progress)
         for batch in bar:
-            rows = evaluate_batch(explainer, model, batch, device, cfg.run.baseline, model_cfg)
-            store.write_part(rows)
+            rows, maps = evaluate_batch(explainer, model, batch, device, cfg.run.baseline, model_cfg)
+            store.write_part(rows, maps if cfg.run.save_maps else None)
     rows = store.finish()
     return rows[rows["id"].isin(set(ids))].reset_index(drop=True)
 
 
-def evaluate_batch(explainer, model, batch, device: torch.device, baseline: str, model_cfg) -> pd.DataFrame:
-    """Rows of one batch: explanation time and passes, then the metrics (not timed)."""
+def cell_store(cfg: DictConfig) -> CellStore:
+    """The store of the cell ``cfg`` describes (for reading its rows and maps back)."""
+    model_cfg = model_config(cfg)
+    return CellStore(Path(cfg.run.out_dir) / cfg.dataset.name / model_cfg.name / cfg.method.name,
+                     cell_identity(cfg, model_cfg, method_options(cfg)))
+
+
+def evaluate_batch(explainer, model, batch, device: torch.device, baseline: str,
+                   model_cfg) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Rows of one batch (explanation time and passes, then the metrics, not timed) and its maps."""
     skipped = pd.DataFrame([{"id": s.id, "path": s.path, "status": f"skipped: unreadable image ({s.reason})"}
                             for s in batch.skipped()])
     ok = batch.valid.cpu()
     if not bool(ok.any()):
-        return skipped
+        return skipped, {}
     b = batch.select(ok)
     images = b.images.to(device, non_blocking=True)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda *a: None)
@@ -157,7 +163,8 @@ def evaluate_batch(explainer, model, batch, device: torch.device, baseline: str,
         "n_boxes": b.num_boxes.tolist(), "seconds": seconds, "forward": passes.forward, "partial": passes.partial,
         "backward": passes.backward, "device": device_name(device),
     })
-    return pd.concat([rows, skipped], ignore_index=True) if len(skipped) else rows
+    maps = dict(zip(b.ids, sal.cpu().numpy()))
+    return (pd.concat([rows, skipped], ignore_index=True) if len(skipped) else rows), maps
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")

@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 ROWS = "rows.csv"
@@ -51,10 +52,24 @@ class CellStore:
         with open(self.dir / "provenance.jsonl", "a") as f:
             f.write(json.dumps(provenance) + "\n")
 
-    def write_part(self, rows: pd.DataFrame) -> None:
-        """Store one batch's rows (named by a hash of their ids) atomically."""
+    def write_part(self, rows: pd.DataFrame, maps: dict[str, np.ndarray] | None = None) -> None:
+        """Store one batch's rows (named by a hash of their ids) atomically; with ``maps`` (id ->
+        saliency map) their float16 maps beside them, written first so that rows imply maps."""
         name = hashlib.sha256("\n".join(map(str, rows["id"])).encode()).hexdigest()[:16]
+        if maps:
+            tmp = self.parts / f".{name}.npz.tmp-{os.getpid()}"
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, ids=np.array(list(maps)), maps=np.stack(list(maps.values())).astype(np.float16))
+            os.replace(tmp, self.parts / f"{name}.npz")
         atomic_write(self.parts / f"{name}.csv", rows.to_csv(index=False))
+
+    def maps(self) -> dict[str, np.ndarray]:
+        """The saved saliency maps of the cell (runs with run.save_maps=true), id -> [H, W]."""
+        out = {}
+        for path in sorted(self.parts.glob("*.npz")):
+            with np.load(path) as z:
+                out.update(zip(z["ids"].tolist(), z["maps"]))
+        return out
 
     def finish(self) -> pd.DataFrame:
         """Join the parts, in id order, into rows.csv."""

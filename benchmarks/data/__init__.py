@@ -1,5 +1,5 @@
 """Dataset loaders of the benchmark: ILSVRC2012 validation images with boxes, the Alzheimer MRI
-dataset and a synthetic smoke-test set.
+dataset, a synthetic smoke-test set and a few photographs bundled with scikit-image (the demo).
 
 Every dataset is a ``torch.utils.data.Dataset`` of :class:`Sample` (normalized image [3, H, W],
 label, stable unique id, boxes [n, 4] in the preprocessed image's pixel coordinates, file, read
@@ -13,6 +13,7 @@ from typing import Callable
 from .alzheimer import ALZHEIMER_CLASSES, HUB_ID, AlzheimerFolder, AlzheimerHF, alzheimer_mri
 from .base import READ_ERRORS, Batch, Record, RecordDataset, Sample, Skipped, collate, select_records
 from .ilsvrc import ILSVRCVal, detect_layout
+from .photos import PackagePhotos
 from .synthetic import SyntheticObjects
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocess, as_preprocess
 
@@ -20,6 +21,7 @@ DATASETS: dict[str, Callable[..., RecordDataset]] = {
     "ilsvrc": ILSVRCVal,
     "alzheimer": alzheimer_mri,
     "synthetic": SyntheticObjects,
+    "photos": PackagePhotos,
 }
 
 
@@ -35,6 +37,6 @@ def build_dataset(name: str, **options) -> RecordDataset:
 
 __all__ = [
     "ALZHEIMER_CLASSES", "AlzheimerFolder", "AlzheimerHF", "Batch", "DATASETS", "HUB_ID", "ILSVRCVal", "IMAGENET_MEAN",
-    "IMAGENET_STD", "Preprocess", "READ_ERRORS", "Record", "RecordDataset", "Sample", "Skipped", "SyntheticObjects",
+    "IMAGENET_STD", "PackagePhotos", "Preprocess", "READ_ERRORS", "Record", "RecordDataset", "Sample", "Skipped", "SyntheticObjects",
     "alzheimer_mri", "as_preprocess", "build_dataset", "collate", "detect_layout", "select_records",
 ]

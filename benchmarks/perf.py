@@ -1,0 +1,196 @@
+"""Throughput of every method against its forward-pass roofline and against reference implementations.
+
+    python -m benchmarks.perf --models resnet18 resnet50 vit_b_16 --batch 32 --images 64
+
+For each model (random weights; speed does not depend on them) on one device, in one run:
+* ``forward``: the model's own batched forward throughput (images/s), the roofline;
+* every method of ours: images/s, passes per image, and the fraction of its roofline it reaches,
+  roofline = forward throughput / (forward + partial + 2 x backward passes per image) (a partial
+  pass is priced as a whole one, a backward pass as two forward ones);
+* ClusCAM's K-means share of its time (the clustering alone on the same batch);
+* ``--bf16``: bf16 autocast (channels-last for CNNs) beside fp32, with the largest map difference;
+* the author-style ClusCAM (scikit-learn K-means on the upsampled maps on the CPU, one image at a
+  time, K single-image forward passes) and pytorch-grad-cam 1.5.7's GradCAM and ScoreCAM.
+Rows go to ``results/perf/<device>.csv`` and a Markdown table is printed.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from baselines import METHODS, create_explainer
+from benchmarks import zoo
+from benchmarks.provenance import device_name, git_commit
+from cluscam import ClusCAM
+from cluscam.ops import minmax
+
+TF32 = False  # the anchors in REFERENCE.md are fp32 without TF32
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], object], device: torch.device, repeats: int = 1) -> float:
+    """Seconds per call of ``fn`` (after one warm-up call), synchronized on CUDA."""
+    fn()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - start) / repeats
+
+
+@torch.no_grad()
+def forward_throughput(model, x: torch.Tensor, repeats: int = 3) -> float:
+    """Images per second of the model's batched forward pass on ``x``."""
+    return x.shape[0] / timed(lambda: model(x), x.device, repeats)
+
+
+def kmeans_seconds(cam: ClusCAM, x: torch.Tensor) -> float:
+    """Seconds per image of ClusCAM's grouping step alone (K-means and Eq. 4) on a captured batch."""
+    with torch.no_grad():
+        cap = cam.capture(x)
+    return timed(lambda: cam.meta_representations(cap), x.device) / x.shape[0]
+
+
+def author_style_cluscam(model, layer, x: torch.Tensor, k: int, r: float, tau: float) -> torch.Tensor:
+    """The public ClusCAM code's procedure, one image at a time: upsample and normalize every map,
+    scikit-learn KMeans(k-means++, random_state=0) on the CPU, K single-image forward passes."""
+    from sklearn.cluster import KMeans
+
+    store = {}
+    handle = layer.module(model).register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
+    out = []
+    try:
+        for img in x:
+            with torch.no_grad():
+                logits = model(img[None])
+            c = int(logits.argmax())
+            maps = layer.maps(store["a"])[0].float()
+            up = F.interpolate(maps[:, None], size=img.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+            up = minmax(up, constant="keep").flatten(1).cpu().numpy()
+            km = KMeans(n_clusters=k, init="k-means++", random_state=0).fit(up)
+            meta = torch.from_numpy(km.cluster_centers_).to(img).view(k, *img.shape[-2:])
+            with torch.no_grad():
+                s = torch.stack([model(img[None] * m)[0, c] for m in meta]) - logits[0, c]
+            s[torch.argsort(s)[: int(r * k)]] = -torch.inf
+            out.append(minmax((torch.softmax(s / tau, 0)[:, None, None] * meta).sum(0).relu()))
+    finally:
+        handle.remove()
+    return torch.stack(out)
+
+
+def library_cam(name: str, model, layer, x: torch.Tensor) -> Callable[[], object]:
+    """pytorch-grad-cam 1.5.7's ``name`` (GradCAM or ScoreCAM) on the same layer, as a callable."""
+    import pytorch_grad_cam as pgc
+
+    reshape = None
+    if layer.layout != "nchw":
+        reshape = lambda a: layer.maps(a)  # noqa: E731  (drops prefix tokens, channels first)
+    cam = getattr(pgc, name)(model=model, target_layers=[layer.module(model)], reshape_transform=reshape)
+    if name == "ScoreCAM":
+        cam.batch_size = 128  # the mask chunk of REFERENCE.md's anchor figures
+    return lambda: cam(input_tensor=x, targets=None)
+
+
+def measure_model(name: str, methods: list[str], args, device: torch.device) -> list[dict]:
+    cfg = zoo.model_config(name)
+    torch.manual_seed(0)
+    model = zoo.create_model(cfg, pretrained=False, device=device)
+    size = tuple(cfg.input.size) if args.size is None else (args.size, args.size)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(args.batch, 3, *size, generator=gen).to(device)
+    fwd = forward_throughput(model, x)
+    rows = [dict(model=name, method="forward", impl="torch", precision="fp32", images_per_s=fwd, passes=1.0,
+                 roofline_fraction=1.0)]
+    table3 = zoo.method_options(cfg, "cluscam")
+    for method in methods:
+        layer = zoo.layer_spec(cfg, method)
+        if method == "agcam" and layer.layout != "tokens":
+            continue
+        opts = zoo.method_options(cfg, method)
+        for precision in (["fp32", "bf16"] if args.bf16 else ["fp32"]):
+            net = model.to(memory_format=torch.channels_last) if precision == "bf16" and x.dim() == 4 and layer.layout == "nchw" else model
+            cam = create_explainer(method, net, layer, chunk_size=args.chunk, precision=precision, **opts)
+            seconds = timed(lambda: cam(x), device) / x.shape[0]
+            p = cam.last_passes
+            passes = p.forward + p.partial + 2 * p.backward
+            row = dict(model=name, method=method, impl="ours", precision=precision, images_per_s=1 / seconds,
+                       passes=passes, roofline_fraction=passes / seconds / fwd)
+            if method == "cluscam":
+                row["kmeans_fraction"] = kmeans_seconds(cam, x) / seconds
+            if precision == "bf16":
+                ref = create_explainer(method, model.to(memory_format=torch.contiguous_format), layer,
+                                       chunk_size=args.chunk, **opts)(x)
+                row["max_abs_diff_vs_fp32"] = float((cam(x) - ref).abs().max())
+            rows.append(row)
+        model = model.to(memory_format=torch.contiguous_format)
+    n = min(args.reference_images, x.shape[0])
+    if n:
+        layer = zoo.layer_spec(cfg, "cluscam")
+        if "cluscam" in methods and table3.get("grouping", "channels") == "channels":
+            sec = timed(lambda: author_style_cluscam(model, layer, x[:n], table3["k"], table3["r"], table3["tau"]), device) / n
+            rows.append(dict(model=name, method="cluscam", impl="author-style", precision="fp32", images_per_s=1 / sec,
+                             passes=1 + table3["k"], roofline_fraction=(1 + table3["k"]) / sec / fwd))
+        for method, lib in (("gradcam", "GradCAM"), ("scorecam", "ScoreCAM")):
+            if method not in methods:
+                continue
+            glayer = zoo.layer_spec(cfg, method)
+            batch = x if method == "gradcam" else x[:n]
+            sec = timed(library_cam(lib, model, glayer, batch), device) / batch.shape[0]
+            ours = next(r for r in rows if r["method"] == method and r["impl"] == "ours" and r["precision"] == "fp32")
+            rows.append(dict(model=name, method=method, impl="pytorch-grad-cam", precision="fp32", images_per_s=1 / sec,
+                             passes=ours["passes"], roofline_fraction=ours["passes"] / sec / fwd,
+                             ours_speedup=ours["images_per_s"] * sec))
+    for r in rows:
+        r.update(batch=args.batch, size=f"{size[0]}x{size[1]}")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["resnet18", "resnet50", "vit_b_16"])
+    parser.add_argument("--methods", nargs="+", default=sorted(METHODS))
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--size", type=int, default=None, help="square input side (default: the model's)")
+    parser.add_argument("--chunk", default="auto", help="images per masked forward pass, or auto")
+    parser.add_argument("--bf16", action="store_true", help="also measure bf16 autocast / channels-last")
+    parser.add_argument("--reference-images", type=int, default=2,
+                        help="images for the author-style ClusCAM and pytorch-grad-cam ScoreCAM (0: skip them)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", default=str(zoo.CONF_DIR.parent / "results" / "perf"))
+    args = parser.parse_args(argv)
+    args.chunk = args.chunk if args.chunk == "auto" else int(args.chunk)
+    device = torch.device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = TF32
+    rows = []
+    for name in args.models:
+        rows += measure_model(name, args.methods, args, device)
+    table = pd.DataFrame(rows)
+    table.insert(0, "device", device_name(device))
+    table["commit"], table["date"] = git_commit(), pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", device_name(device)).strip("-").lower()
+    table.to_csv(out / f"{slug}.csv", index=False)
+    cols = [c for c in ["model", "method", "impl", "precision", "images_per_s", "passes", "roofline_fraction",
+                        "kmeans_fraction", "ours_speedup", "max_abs_diff_vs_fp32"] if c in table]
+    print(table[cols].to_markdown(index=False, floatfmt=".3g"))
+    print(f"\nwritten to {out / f'{slug}.csv'}")
+    return table
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=3)
+    main()

