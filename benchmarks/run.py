@@ -162,6 +162,7 @@ def evaluate_batch(explainer, model, batch, device: torch.device, baseline: str,
         **{k: v.detach().cpu().double().numpy() for k, v in metrics.items()},
         "n_boxes": b.num_boxes.tolist(), "seconds": seconds, "forward": passes.forward, "partial": passes.partial,
         "backward": passes.backward, "device": device_name(device),
+        **{f"phase_{name}": sec for name, sec in explainer.last_phases.items()},
     })
     maps = dict(zip(b.ids, sal.cpu().numpy()))
     return (pd.concat([rows, skipped], ignore_index=True) if len(skipped) else rows), maps

@@ -6,6 +6,7 @@ its :meth:`Explainer.saliency` from a :class:`Capture` of one batched forward pa
 """
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -113,6 +114,7 @@ class Explainer(ABC):
         self.precision = precision
         self.last_passes = PassCount()
         self._passes = PassCount()
+        self.last_phases: dict[str, float] = {}
 
     # -- public API -------------------------------------------------------------------------------
     def explain(self, images: torch.Tensor, targets: torch.Tensor | Sequence[int] | None = None) -> torch.Tensor:
@@ -122,6 +124,7 @@ class Explainer(ABC):
         if self.chunk_size == "auto":
             self.chunk_size = auto_chunk_size(self.model, images[:1])
         self._passes = PassCount()
+        self.last_phases = {}
         autocast = torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
         with torch.set_grad_enabled(self.uses_gradients), autocast:
             cap = self.capture(images, targets)
@@ -129,6 +132,7 @@ class Explainer(ABC):
         out = minmax(upsample(raw.detach().float(), cap.size), constant="zero")
         b = images.shape[0]
         self.last_passes = PassCount(self._passes.forward / b, self._passes.partial / b, self._passes.backward / b)
+        self.last_phases = {name: sec / b for name, sec in self.last_phases.items()}
         return out
 
     __call__ = explain
@@ -146,6 +150,19 @@ class Explainer(ABC):
         """A counted whole-model forward pass."""
         self._passes.forward += x.shape[0]
         return as_logits(self.model(x))
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time a step of the method into ``last_phases[name]`` (seconds per image after explain;
+        synchronized on CUDA, so only for coarse steps)."""
+        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+        sync()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            sync()
+            self.last_phases[name] = self.last_phases.get(name, 0.0) + time.perf_counter() - start
 
     @contextmanager
     def hooked(self, fn: Callable[[torch.Tensor], torch.Tensor | None]) -> Iterator[None]:

@@ -6,6 +6,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -15,6 +16,10 @@ from .ops import normalize_upsampled, upsampling_metric_root
 
 Grouping = Literal["channels", "tokens"]
 Metric = Literal["upsampled", "lowres"]
+Clustering = Literal["kmeans", "none", "spectral", "hdbscan"]
+Weighting = Literal["softmax", "logit"]
+CLUSTERINGS: tuple[str, ...] = ("kmeans", "none", "spectral", "hdbscan")
+WEIGHTINGS: tuple[str, ...] = ("softmax", "logit")
 
 
 @dataclass
@@ -36,7 +41,12 @@ class ClusCAM(Explainer):
     map is the indicator of its grid cells).  metric (channels only): ``upsampled`` clusters the
     normalized, upsampled maps as the public code does, computed exactly at low resolution;
     ``lowres`` clusters the raw p*q vectors as Alg. 1 line 2 reads.  final_relu: the public code's
-    ReLU before the last min-max.  seed, n_init: K-means++ seeding."""
+    ReLU before the last min-max.  seed, n_init: K-means++ seeding.
+
+    Ablations (Fig. 5): clustering ``none`` / ``spectral`` / ``hdbscan`` instead of K-means++ (see
+    :meth:`partition`); weighting ``logit`` uses the raw scores as weights, without discarding or
+    softmax (the paper's "only logit").  "Only softmax" is r=0, tau=1; "discarding softmax" tau=1;
+    "only temperature softmax" r=0."""
 
     def __init__(
         self,
@@ -51,6 +61,8 @@ class ClusCAM(Explainer):
         final_relu: bool = False,
         seed: int = 0,
         n_init: int = 1,
+        clustering: Clustering = "kmeans",
+        weighting: Weighting = "softmax",
         **kwargs,
     ) -> None:
         super().__init__(model, layer, **kwargs)
@@ -64,6 +76,11 @@ class ClusCAM(Explainer):
             raise ValueError(f"unknown grouping {grouping!r}; use 'channels' or 'tokens'")
         if metric not in ("upsampled", "lowres"):
             raise ValueError(f"unknown clustering metric {metric!r}; use 'upsampled' or 'lowres'")
+        if clustering not in CLUSTERINGS:
+            raise ValueError(f"unknown clustering {clustering!r}; use one of {CLUSTERINGS}")
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"unknown weighting {weighting!r}; use one of {WEIGHTINGS}")
+        self.clustering, self.weighting = clustering, weighting
         self.k, self.r, self.tau = k, r, tau
         self.grouping, self.metric, self.final_relu = grouping, metric, final_relu
         self.seed, self.n_init = seed, n_init
@@ -71,37 +88,64 @@ class ClusCAM(Explainer):
 
     # -- Alg. 1 lines 1-6: grouping ------------------------------------------------------------------
     def meta_representations(self, cap: Capture) -> MetaRepresentations:
+        """The groups of each image and their meta-representations M_j (Eq. 4), as low-resolution
+        maps whose bilinear upsampling is M_j."""
         if self.grouping == "tokens":
-            return self._token_groups(cap)
-        return self._channel_groups(cap)
+            tokens = cap.tokens.float()  # [B, T, D]
+            b, (h, w) = tokens.shape[0], cap.maps.shape[-2:]
+            labels, k = self.partition(tokens)
+            indicator = self._one_hot(labels, k).transpose(1, 2).reshape(b, k, h, w)  # a group's grid cells
+            return MetaRepresentations(normalize_upsampled(indicator, cap.size), indicator.flatten(2).any(2), labels)
+        maps = cap.maps.float()  # [B, C, h, w]
+        b, _, h, w = maps.shape
+        normed = normalize_upsampled(maps, cap.size)  # Upsample(normed) = Normalize(Upsample(F))
+        if self.metric == "upsampled":
+            # ||U a - U b|| = ||(a - b) R||: clustering normed @ R is clustering the upsampled maps.
+            points = normed.flatten(2) @ self._root((h, w), cap.size, maps.device)
+        else:
+            points = maps.flatten(2)  # Alg. 1 line 2: the flattened p x q maps
+        labels, k = self.partition(points)
+        onehot = self._one_hot(labels, k)  # [B, C, K]
+        counts = onehot.sum(1)
+        meta = torch.bmm(onehot.transpose(1, 2), normed.flatten(2)) / counts.clamp_min(1).unsqueeze(-1)  # Eq. 4
+        return MetaRepresentations(meta.view(b, k, h, w), counts > 0, labels)
+
+    def partition(self, points: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Group labels [B, N] of the representations (-1: in no group) and the number of groups.
+
+        ``kmeans``: K-means++ on the device (Sec. 3.4).  The ablations of Fig. 5: ``none`` (each
+        representation its own group), ``spectral`` and ``hdbscan`` (scikit-learn on the CPU, one
+        image at a time, with the public code's settings; HDBSCAN decides the number of groups and
+        leaves noise points out, or makes every point a group when it finds none)."""
+        b, n, _ = points.shape
+        if self.clustering == "none":
+            return torch.arange(n, device=points.device).expand(b, n), n
+        k = self._k_for(n)
+        if self.clustering == "kmeans":
+            return kmeans(points, k, seed=self.seed, n_init=self.n_init).labels, k
+        labels = [self._sklearn_labels(x, k) for x in points.detach().cpu().double().numpy()]
+        k = max(int(lab.max()) + 1 for lab in labels)
+        return torch.as_tensor(np.stack(labels), dtype=torch.long, device=points.device), k
+
+    def _sklearn_labels(self, x: np.ndarray, k: int) -> np.ndarray:
+        from sklearn.cluster import HDBSCAN, SpectralClustering
+        from sklearn.preprocessing import StandardScaler
+
+        if self.clustering == "spectral":
+            return SpectralClustering(n_clusters=k, affinity="nearest_neighbors", n_neighbors=min(len(x) - 1, max(10, 2 * k)),
+                                      assign_labels="kmeans", random_state=self.seed).fit_predict(StandardScaler().fit_transform(x))
+        labels = HDBSCAN(min_cluster_size=2, cluster_selection_epsilon=0.05).fit_predict(x)
+        return labels if labels.max() >= 0 else np.arange(len(x))
+
+    @staticmethod
+    def _one_hot(labels: torch.Tensor, k: int) -> torch.Tensor:
+        """[B, N, K] membership; label -1 belongs to no group."""
+        return F.one_hot(labels + 1, k + 1)[..., 1:].float()
 
     def _k_for(self, n: int) -> int:
         if self.k > n:
             warnings.warn(f"ClusCAM: k={self.k} exceeds the {n} representations; using k={n} (one group each)")
         return min(self.k, n)
-
-    def _channel_groups(self, cap: Capture) -> MetaRepresentations:
-        maps = cap.maps.float()  # [B, C, h, w]
-        b, c, h, w = maps.shape
-        normed = normalize_upsampled(maps, cap.size)  # Upsample(normed) = Normalize(Upsample(F))
-        if self.metric == "upsampled":
-            # ||U a - U b|| = ||(a - b) R||: K-means on normed @ R is K-means on the upsampled maps.
-            points = normed.flatten(2) @ self._root((h, w), cap.size, maps.device)
-        else:
-            points = maps.flatten(2)  # Alg. 1 line 2: the flattened p x q maps
-        res = kmeans(points, self._k_for(c), seed=self.seed, n_init=self.n_init)
-        onehot = F.one_hot(res.labels, res.counts.shape[1]).float()  # [B, C, K]
-        sums = torch.bmm(onehot.transpose(1, 2), normed.flatten(2))
-        meta = sums / res.counts.clamp_min(1).unsqueeze(-1)  # Eq. 4: mean of the members' maps
-        return MetaRepresentations(meta.view(b, -1, h, w), res.counts > 0, res.labels)
-
-    def _token_groups(self, cap: Capture) -> MetaRepresentations:
-        tokens = cap.tokens.float()  # [B, T, D]
-        b, t, _ = tokens.shape
-        h, w = cap.maps.shape[-2:]
-        res = kmeans(tokens, self._k_for(t), seed=self.seed, n_init=self.n_init)
-        indicator = F.one_hot(res.labels, res.counts.shape[1]).float().transpose(1, 2).reshape(b, -1, h, w)
-        return MetaRepresentations(normalize_upsampled(indicator, cap.size), res.counts > 0, res.labels)
 
     def _root(self, grid: tuple[int, int], size: tuple[int, int], device) -> torch.Tensor:
         key = (grid, size, str(device))
@@ -128,6 +172,8 @@ class ClusCAM(Explainer):
         """alpha [B, K]: drop the floor(r K) lowest-scoring groups (Sec. 3.3), temperature softmax
         over the rest (Eq. 6).  Empty groups count as neither kept nor discarded; ties keep the
         lower group index."""
+        if self.weighting == "logit":
+            return scores.float().masked_fill(~valid, 0.0)
         s = scores.float().masked_fill(~valid, -math.inf)
         n_valid = valid.sum(1)
         n_keep = n_valid - torch.floor(self.r * n_valid.double()).long()
@@ -138,7 +184,8 @@ class ClusCAM(Explainer):
 
     # -- Alg. 1 lines 15-16 ----------------------------------------------------------------------------
     def saliency(self, cap: Capture) -> torch.Tensor:
-        meta = self.meta_representations(cap)
+        with self.phase("clustering"):
+            meta = self.meta_representations(cap)
         alpha = self.weights(self.scores(cap, meta), meta.valid)
         sal = torch.einsum("bk,bkhw->bhw", alpha, meta.maps)  # Eq. 7 (Upsample is linear)
         return sal.relu() if self.final_relu else sal

@@ -213,3 +213,45 @@ def test_trained_cnn_map_energy_sits_on_the_deciding_object():
     energy = (sal * box).flatten(1).sum(1) / sal.flatten(1).sum(1)
     area = 144 / 48 ** 2
     assert float(energy.mean()) > 2.5 * area
+
+
+@pytest.mark.parametrize("clustering", ["none", "spectral", "hdbscan"])
+def test_ablation_clusterings_partition_and_average_members(clustering):
+    model = small_cnn(4)
+    x = torch.randn(2, 3, 24, 24)
+    cam = ClusCAM(model, "6", k=5, clustering=clustering, chunk_size=64)
+    scores, meta = cam.group_scores(x)
+    k = meta.maps.shape[1]
+    assert scores.shape == (2, k)
+    if clustering == "none":
+        assert k == 48 and bool(meta.valid.all())
+    if clustering == "spectral":
+        assert k == 5
+    store = {}
+    handle = model[6].register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
+    model(x)
+    handle.remove()
+    up = F.interpolate(store["a"][:, :, None].flatten(0, 1), size=(24, 24), mode="bilinear", align_corners=False)
+    up = up.view(2, 48, 24, 24)
+    for b in range(2):
+        for j in range(k):
+            members = meta.labels[b] == j
+            assert bool(members.any()) == bool(meta.valid[b, j])
+            if members.any():
+                normed = torch.stack([(m - m.min()) / (m.max() - m.min()) if m.max() > m.min() else m
+                                      for m in up[b][members]])
+                got = F.interpolate(meta.maps[b, j][None, None], size=(24, 24), mode="bilinear", align_corners=False)[0, 0]
+                torch.testing.assert_close(got, normed.mean(0), atol=1e-5, rtol=0)
+    assert cam(x).shape == (2, 24, 24) and cam.last_passes.forward == 1 + k
+
+
+def test_logit_weighting_and_clustering_phase():
+    cam = ClusCAM(small_cnn(), "6", k=4, weighting="logit")
+    scores = torch.tensor([[3.0, -1.0, 2.0, 5.0]])
+    valid = torch.tensor([[True, True, False, True]])
+    assert torch.equal(cam.weights(scores, valid), torch.tensor([[3.0, -1.0, 0.0, 5.0]]))
+    cam(torch.randn(2, 3, 16, 16))
+    assert set(cam.last_phases) == {"clustering"} and cam.last_phases["clustering"] > 0
+    for bad in [dict(clustering="dbscan"), dict(weighting="uniform")]:
+        with pytest.raises(ValueError):
+            ClusCAM(small_cnn(), "6", **bad)
