@@ -89,6 +89,8 @@ class Explainer(ABC):
     clustering stay in float32).  Targets default to the predicted class."""
 
     uses_gradients: ClassVar[bool] = False
+    # Keep the graph of the captured gradient (for methods that differentiate it again).
+    create_graph: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -121,8 +123,6 @@ class Explainer(ABC):
         if images.dim() != 4:
             raise ValueError(f"images must be [B, C, H, W], got shape {tuple(images.shape)}")
         images = images.to(self.device)
-        if self.chunk_size == "auto":
-            self.chunk_size = auto_chunk_size(self.model, images[:1])
         self._passes = PassCount()
         self.last_phases = {}
         autocast = torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
@@ -178,7 +178,8 @@ class Explainer(ABC):
         """Logits when the target layer's output ``act`` (batch B) is replaced by ``replace(act)``
         (batch B * n, image-major): the network after the layer runs on the n variants of each image,
         counted as partial passes (AblationCAM, ReciproCAM).  The part before the layer runs once on
-        ``images``; pass a chunk of images to bound memory."""
+        ``images``; pass a chunk of images to bound memory.  The layer's output must be the only
+        path from the input to the logits (no residual bypass), or the batches will not match."""
         with self.hooked(replace):
             out = as_logits(self.model(images))
         self._passes.partial += out.shape[0]
@@ -186,6 +187,8 @@ class Explainer(ABC):
 
     def capture(self, images: torch.Tensor, targets=None) -> Capture:
         """One forward pass with the layer hooked; gradients of the target logits if asked for."""
+        if self.chunk_size == "auto":
+            self.chunk_size = auto_chunk_size(self.model, images[:1])
         store: dict[str, torch.Tensor] = {}
         if self.uses_gradients:
             images = images.detach().requires_grad_(True)
@@ -199,10 +202,14 @@ class Explainer(ABC):
         targets = self.resolve_targets(logits, targets)
         grad = None
         if self.uses_gradients:
-            grad = self.gradient(logits.gather(1, targets[:, None]).sum(), act)
+            grad = self.gradient(self.target_score(logits, targets).sum(), act, self.create_graph)
         else:
             act = act.detach()
         return Capture(images, targets, logits.detach() if grad is None else logits, act, self.layer, grad)
+
+    def target_score(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The score [B] gradient methods differentiate: the target logit."""
+        return logits.gather(1, targets[:, None]).squeeze(1)
 
     def gradient(self, score: torch.Tensor, act: torch.Tensor, create_graph: bool = False) -> torch.Tensor:
         """d score / d act, counted as one backward pass per image."""

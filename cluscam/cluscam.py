@@ -134,7 +134,7 @@ class ClusCAM(Explainer):
         if self.clustering == "spectral":
             return SpectralClustering(n_clusters=k, affinity="nearest_neighbors", n_neighbors=min(len(x) - 1, max(10, 2 * k)),
                                       assign_labels="kmeans", random_state=self.seed).fit_predict(StandardScaler().fit_transform(x))
-        labels = HDBSCAN(min_cluster_size=2, cluster_selection_epsilon=0.05).fit_predict(x)
+        labels = HDBSCAN(min_cluster_size=2, cluster_selection_epsilon=0.05, copy=True).fit_predict(x)
         return labels if labels.max() >= 0 else np.arange(len(x))
 
     @staticmethod

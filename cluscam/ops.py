@@ -32,32 +32,35 @@ def minmax(maps: torch.Tensor, constant: Literal["keep", "zero"] = "zero") -> to
     return torch.where(flat_const, fallback, scaled).reshape(maps.shape)
 
 
-def upsampled_range(maps: torch.Tensor, size: tuple[int, int], chunk_elems: int = 1 << 26) -> tuple[torch.Tensor, torch.Tensor]:
+def upsampled_range(maps: torch.Tensor, size: tuple[int, int], align_corners: bool = False,
+                    chunk_elems: int = 1 << 26) -> tuple[torch.Tensor, torch.Tensor]:
     """Min and max of each [..., h, w] map after bilinear upsampling to ``size``, computed in chunks
     so that the full-resolution stack never sits in memory at once."""
     flat = maps.reshape(-1, *maps.shape[-2:])
     step = max(1, chunk_elems // (size[0] * size[1]))
     lo, hi = [], []
     for part in flat.split(step):
-        up = upsample(part, size).flatten(-2)
+        up = upsample(part, size, align_corners).flatten(-2)
         lo.append(up.amin(-1))
         hi.append(up.amax(-1))
     shape = maps.shape[:-2]
     return torch.cat(lo).reshape(shape), torch.cat(hi).reshape(shape)
 
 
-def normalize_upsampled(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def normalize_upsampled(maps: torch.Tensor, size: tuple[int, int], constant: Literal["keep", "zero"] = "keep",
+                        align_corners: bool = False) -> torch.Tensor:
     """Low-resolution maps ``m`` with Upsample(m) == Normalize(Upsample(maps)) (Eq. 4).
 
     Bilinear upsampling U is linear and keeps constants (its weights sum to one), so
     Normalize(U F) = (U F - lo) / (hi - lo) = U((F - lo) / (hi - lo)) with lo, hi the range of U F:
     the min-max of the full-resolution map is applied at low resolution.  A constant map is kept
-    as it is, as in the public ClusCAM code."""
-    lo, hi = upsampled_range(maps, size)
+    as it is (``keep``, the public ClusCAM code) or zeroed (``zero``, pytorch-grad-cam's masks)."""
+    lo, hi = upsampled_range(maps, size, align_corners)
     span = hi - lo
     const = span <= 0
     scaled = (maps - lo[..., None, None]) / torch.where(const, torch.ones_like(span), span)[..., None, None]
-    return torch.where(const[..., None, None], maps, scaled)
+    fallback = maps if constant == "keep" else torch.zeros_like(maps)
+    return torch.where(const[..., None, None], fallback, scaled)
 
 
 def interpolation_matrix(n_in: int, n_out: int, device=None, dtype=torch.float32) -> torch.Tensor:

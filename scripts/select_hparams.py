@@ -1,0 +1,79 @@
+"""Table 3: ClusCAM's K, r and tau chosen per architecture by Alg. 2, Alg. 3 and Eq. 10.
+
+    python -m scripts.select_hparams model=resnet18 dataset=ilsvrc dataset.root=/data/ilsvrc run.n_images=200 \\
+        [--ks 5 10 15 ... 100] [--out results/tables]
+
+Hydra-style overrides pick the model, the validation images (dataset, run.start, run.n_images) and the
+run options (device, batch size, chunk size, seed); ``--ks`` the candidate K values.  Each model's
+selection, with its curves P(K) and C(K) and provenance, goes to ``<out>/table3/<model>.json``; all
+of them are then rendered as ``<out>/table3.md``/``.tex``/``.csv`` beside the paper's values.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from benchmarks import zoo
+from benchmarks.data import collate
+from benchmarks.provenance import provenance
+from benchmarks.run import compose, dataset_for, model_config, resolve_device
+from cluscam.selection import select_hyperparameters
+
+DEFAULT_KS = tuple(range(5, 101, 5))
+
+
+def select(overrides: list[str], ks=DEFAULT_KS) -> dict:
+    """Run the selection for the config ``overrides`` describe; the JSON-ready record."""
+    cfg = compose(overrides)
+    device = resolve_device(cfg.run.device)
+    model_cfg = model_config(cfg)
+    torch.manual_seed(int(cfg.run.seed))
+    model = zoo.create_model(model_cfg, device=device)
+    dataset = dataset_for(cfg)
+    batches = [b.select(b.valid).images for b in DataLoader(dataset, batch_size=int(cfg.run.batch_size),
+                                                                collate_fn=collate, num_workers=int(cfg.run.workers))]
+    options = {k: v for k, v in zoo.method_options(model_cfg, "cluscam").items() if k not in ("k", "r", "tau")}
+    chunk = cfg.run.chunk_size
+    sel = select_hyperparameters(model, zoo.layer_spec(model_cfg, "cluscam"), batches, ks, seed=int(cfg.run.seed),
+                                 chunk_size=chunk if chunk == "auto" else int(chunk), **options)
+    paper = zoo.method_options(zoo.model_config(model_cfg.name), "cluscam")
+    return {"model": model_cfg.name, "k": sel.k, "r": sel.r, "tau": sel.tau, "ks": sel.ks, "proxy": sel.proxy,
+            "curvature": sel.curvature, "n_images": sum(len(b) for b in batches), "dataset": cfg.dataset.name,
+            "paper": {"k": paper["k"], "r": paper["r"], "tau": paper["tau"]}, "provenance": provenance(device),
+            "overrides": overrides}
+
+
+def render(folder: Path, out: Path) -> pd.DataFrame:
+    """Table 3 from every ``<folder>/*.json`` selection."""
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    table = pd.DataFrame([{"Arch.": r["model"], "K": r["k"], "r (%)": round(100 * r["r"], 2), "τ": round(r["tau"], 2),
+                           "paper K": r["paper"]["k"], "paper r (%)": round(100 * r["paper"]["r"], 2),
+                           "paper τ": r["paper"]["tau"], "images": r["n_images"]} for r in records])
+    note = "; ".join(sorted({f"{r['provenance']['commit'][:12]} on {r['provenance']['device']}, "
+                             f"{r['provenance']['date']}" for r in records}))
+    (out / "table3.md").write_text(table.to_markdown(index=False) + f"\n\nSelected by Alg. 2-3 and Eq. 10 ({note}).\n")
+    (out / "table3.tex").write_text(f"% {note}\n" + table.to_latex(index=False))
+    table.to_csv(out / "table3.csv", index=False)
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=resnet18 dataset.root=...")
+    parser.add_argument("--ks", type=int, nargs="+", default=list(DEFAULT_KS), help="candidate K values, ascending")
+    parser.add_argument("--out", type=Path, default=Path("results/tables"))
+    args = parser.parse_args(argv)
+    folder = args.out / "table3"
+    folder.mkdir(parents=True, exist_ok=True)
+    record = select(args.overrides, args.ks)
+    (folder / f"{record['model']}.json").write_text(json.dumps(record, indent=2))
+    print(render(folder, args.out).to_markdown(index=False))
+
+
+if __name__ == "__main__":
+    main()
