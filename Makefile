@@ -1,11 +1,29 @@
-# cluscam-bench: `make test` sets up .venv (if missing) and runs the test suite.
+# cluscam-bench.  `make demo` runs the demo, `make test` the tests (both set up .venv first).
+# Paper tables: `make table2 ILSVRC_ROOT=/data/ilsvrc ALZ_ROOT=/data/alzheimer N=1000`; see README.md.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # The torch build to install; on this project's machines these releases are on the local disk.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test
+# Sweep settings (override on the command line).
+ILSVRC_ROOT ?=
+ALZ_ROOT ?=
+N ?= 1000
+DEVICE ?= auto
+BATCH ?= 32
+RUNS ?= runs/paper
+RESULTS ?= results
+CNNS ?= resnet18,resnet34,resnet50,resnet101,efficientnet_b0,inception_v3
+VITS ?= vit_b_16,swin_b,levit_192,levit_256,cait_xxs24,pvt_v2
+MODELS ?= $(CNNS),$(VITS)
+METHODS ?= gradcam,gradcampp,scorecam,ablationcam,reciprocam,opticam,shapleycam,cluscam
+# Alzheimer: one fine-tuned checkpoint per model, $(ALZ_CKPT)/<model>_alzheimer.pth (scripts/train.py).
+ALZ_CKPT ?= checkpoints
+RUN := $(PY) -m benchmarks.run -m run.out_dir=$(RUNS) run.device=$(DEVICE) run.batch_size=$(BATCH) run.n_images=$(N)
+
+.PHONY: install test demo smoke bench tables figures table1 table2 table3 table4 table5 table6 table7 table8 table9 \
+        sweep-ilsvrc sweep-alzheimer sweep-ilsvrc-boxes need-ilsvrc need-alz
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,3 +36,48 @@ install: $(VENV)/.installed
 
 test: install
 	$(PY) -m pytest -q tests
+
+demo: install
+	$(PY) -m scripts.demo --device $(DEVICE)
+
+# The whole pipeline on the synthetic set with tiny models, every method, on the CPU (part of the tests too).
+smoke: install
+	$(PY) -m benchmarks.run -m model=tiny_cnn method=$(METHODS) dataset=synthetic run.device=cpu run.out_dir=runs/smoke
+	$(PY) -m benchmarks.run model=tiny_vit method=agcam dataset=synthetic run.device=cpu run.out_dir=runs/smoke
+	$(PY) -m scripts.tables --runs runs/smoke --out runs/smoke/tables --tables 6 9
+
+bench: install
+	$(PY) -m benchmarks.perf --device $(if $(filter auto,$(DEVICE)),$(shell $(PY) -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')"),$(DEVICE)) --bf16
+
+need-ilsvrc:
+	@test -n "$(ILSVRC_ROOT)" || { echo "ILSVRC_ROOT is not set: download the ILSVRC2012 validation images with boxes (Kaggle 'ImageNet Object Localization Challenge', or the standard val folder + labels + VOC XML boxes) and run e.g. make $(MAKECMDGOALS) ILSVRC_ROOT=/data/ilsvrc"; exit 2; }
+need-alz:
+	@test -n "$(ALZ_ROOT)" || { echo "ALZ_ROOT is not set: point it at the Alzheimer MRI data (image folder <root>/{train,test}/<class>/, a save_to_disk copy, parquet files or Falah/Alzheimer_MRI) and train checkpoints with scripts/train.py into $(ALZ_CKPT)/"; exit 2; }
+
+sweep-ilsvrc: install need-ilsvrc
+	$(RUN) model=$(MODELS) method=$(METHODS) dataset=ilsvrc dataset.root=$(ILSVRC_ROOT)
+sweep-ilsvrc-boxes: install need-ilsvrc
+	$(RUN) model=$(MODELS) method=$(METHODS) dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) dataset.options.single_box_only=true
+sweep-alzheimer: install need-alz
+	for m in $$(echo $(MODELS) | tr , ' '); do \
+	  $(RUN) model=$$m method=$(METHODS) dataset=alzheimer dataset.root=$(ALZ_ROOT) model.checkpoint=$(ALZ_CKPT)/$${m}_alzheimer.pth || exit 1; done
+
+table1: install need-ilsvrc
+	$(PY) -m scripts.table1 model=resnet18 dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) run.n_images=$(N) run.device=$(DEVICE) --out $(RESULTS)/tables
+table3: install need-ilsvrc
+	for m in $$(echo $(MODELS) | tr , ' '); do \
+	  $(PY) -m scripts.select_hparams model=$$m dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) run.n_images=$(N) run.device=$(DEVICE) --out $(RESULTS)/tables || exit 1; done
+table2: sweep-ilsvrc sweep-alzheimer
+	$(PY) -m scripts.tables --runs $(RUNS) --out $(RESULTS)/tables --tables 2 2ci
+table4: sweep-ilsvrc-boxes
+	$(PY) -m scripts.tables --runs $(RUNS) --out $(RESULTS)/tables --tables 4
+table5: install need-ilsvrc
+	$(RUN) model=vit_b_16 method=$(METHODS),agcam dataset=ilsvrc dataset.root=$(ILSVRC_ROOT)
+	$(PY) -m scripts.tables --runs $(RUNS) --out $(RESULTS)/tables --tables 5
+table6 table8 table9: sweep-ilsvrc
+	$(PY) -m scripts.tables --runs $(RUNS) --out $(RESULTS)/tables --tables $(subst table,,$@)
+table7: sweep-alzheimer
+	$(PY) -m scripts.tables --runs $(RUNS) --out $(RESULTS)/tables --tables 7
+tables: table1 table2 table3 table4 table5 table6 table7 table8 table9
+figures: install need-ilsvrc
+	$(PY) -m scripts.figures all model=resnet18 dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) run.device=$(DEVICE) --runs $(RUNS) --out $(RESULTS)/figures

@@ -40,9 +40,11 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fn: Callable[[], object], device: torch.device, repeats: int = 1) -> float:
-    """Seconds per call of ``fn`` (after one warm-up call), synchronized on CUDA."""
-    fn()
+def timed(fn: Callable[[], object], device: torch.device, repeats: int = 1,
+          warmup: Callable[[], object] | None = None) -> float:
+    """Seconds per call of ``fn`` after one warm-up call (of ``warmup``, e.g. on one image, when
+    given; else of ``fn``), synchronized on CUDA."""
+    (warmup or fn)()
     _sync(device)
     start = time.perf_counter()
     for _ in range(repeats):
@@ -61,7 +63,7 @@ def kmeans_seconds(cam: ClusCAM, x: torch.Tensor) -> float:
     """Seconds per image of ClusCAM's grouping step alone (K-means and Eq. 4) on a captured batch."""
     with torch.no_grad():
         cap = cam.capture(x)
-    return timed(lambda: cam.meta_representations(cap), x.device) / x.shape[0]
+    return timed(lambda: cam.meta_representations(cap), x.device) / x.shape[0]  # clustering is cheap: warm up in full
 
 
 def author_style_cluscam(model, layer, x: torch.Tensor, k: int, r: float, tau: float) -> torch.Tensor:
@@ -123,7 +125,7 @@ def measure_model(name: str, methods: list[str], args, device: torch.device) -> 
         for precision in (["fp32", "bf16"] if args.bf16 else ["fp32"]):
             net = model.to(memory_format=torch.channels_last) if precision == "bf16" and x.dim() == 4 and layer.layout == "nchw" else model
             cam = create_explainer(method, net, layer, chunk_size=args.chunk, precision=precision, **opts)
-            seconds = timed(lambda: cam(x), device) / x.shape[0]
+            seconds = timed(lambda: cam(x), device, warmup=lambda: cam(x[:1])) / x.shape[0]
             p = cam.last_passes
             passes = p.forward + p.partial + 2 * p.backward
             row = dict(model=name, method=method, impl="ours", precision=precision, images_per_s=1 / seconds,
@@ -140,7 +142,8 @@ def measure_model(name: str, methods: list[str], args, device: torch.device) -> 
     if n:
         layer = zoo.layer_spec(cfg, "cluscam")
         if "cluscam" in methods and table3.get("grouping", "channels") == "channels":
-            sec = timed(lambda: author_style_cluscam(model, layer, x[:n], table3["k"], table3["r"], table3["tau"]), device) / n
+            run = lambda m: author_style_cluscam(model, layer, x[:m], table3["k"], table3["r"], table3["tau"])  # noqa: E731
+            sec = timed(lambda: run(n), device, warmup=lambda: run(1)) / n
             rows.append(dict(model=name, method="cluscam", impl="author-style", precision="fp32", images_per_s=1 / sec,
                              passes=1 + table3["k"], roofline_fraction=(1 + table3["k"]) / sec / fwd))
         for method, lib in (("gradcam", "GradCAM"), ("scorecam", "ScoreCAM")):
@@ -148,7 +151,7 @@ def measure_model(name: str, methods: list[str], args, device: torch.device) -> 
                 continue
             glayer = zoo.layer_spec(cfg, method)
             batch = x if method == "gradcam" else x[:n]
-            sec = timed(library_cam(lib, model, glayer, batch), device) / batch.shape[0]
+            sec = timed(library_cam(lib, model, glayer, batch), device, warmup=library_cam(lib, model, glayer, batch[:1])) / batch.shape[0]
             ours = next(r for r in rows if r["method"] == method and r["impl"] == "ours" and r["precision"] == "fp32")
             rows.append(dict(model=name, method=method, impl="pytorch-grad-cam", precision="fp32", images_per_s=1 / sec,
                              passes=ours["passes"], roofline_fraction=ours["passes"] / sec / fwd,

@@ -97,7 +97,7 @@ def cell_identity(cfg: DictConfig, model_cfg: DictConfig, options: dict) -> dict
     keep = {k: v for k, v in options.items() if k != "chunk_size"}
     dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
     return {"model": OmegaConf.to_container(model_cfg, resolve=True), "method": {"name": cfg.method.name, **keep},
-            "dataset": dataset, "seed": int(cfg.run.seed)}
+            "dataset": dataset, "seed": int(cfg.run.seed), "metrics": OmegaConf.to_container(cfg.metrics)}
 
 
 def run_cell(cfg: DictConfig, progress: bool = True) -> pd.DataFrame:
@@ -121,7 +121,7 @@ def run_cell(cfg: DictConfig, progress: bool = True) -> pd.DataFrame:
                             num_workers=int(cfg.run.workers), pin_memory=device.type == "cuda")
         bar = tqdm(loader, desc=f"{model_cfg.name}/{cfg.method.name}", unit="batch", disable=not progress)
         for batch in bar:
-            rows, maps = evaluate_batch(explainer, model, batch, device, cfg.run.baseline, model_cfg)
+            rows, maps = evaluate_batch(explainer, model, batch, device, cfg, model_cfg)
             store.write_part(rows, maps if cfg.run.save_maps else None)
     rows = store.finish()
     return rows[rows["id"].isin(set(ids))].reset_index(drop=True)
@@ -134,8 +134,8 @@ def cell_store(cfg: DictConfig) -> CellStore:
                      cell_identity(cfg, model_cfg, method_options(cfg)))
 
 
-def evaluate_batch(explainer, model, batch, device: torch.device, baseline: str,
-                   model_cfg) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def evaluate_batch(explainer, model, batch, device: torch.device, cfg: DictConfig,
+                   model_cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Rows of one batch (explanation time and passes, then the metrics, not timed) and its maps."""
     skipped = pd.DataFrame([{"id": s.id, "path": s.path, "status": f"skipped: unreadable image ({s.reason})"}
                             for s in batch.skipped()])
@@ -153,9 +153,10 @@ def evaluate_batch(explainer, model, batch, device: torch.device, baseline: str,
     sync()
     seconds = (time.perf_counter() - start) / len(b)
     with torch.no_grad():
-        p, p_masked = confidence_change(model, images, sal, targets, baseline, pixel_mean=list(model_cfg.input.mean),
-                                        pixel_std=list(model_cfg.input.std))
-        metrics = image_metrics(p, p_masked, sal, b.padded_boxes.to(device), b.num_boxes.to(device))
+        p, p_masked = confidence_change(model, images, sal, targets, cfg.run.baseline,
+                                        pixel_mean=list(model_cfg.input.mean), pixel_std=list(model_cfg.input.std))
+        metrics = image_metrics(p, p_masked, sal, b.padded_boxes.to(device), b.num_boxes.to(device),
+                                ag_variant=cfg.metrics.ag_variant, le_region=cfg.metrics.le_region)
     passes = explainer.last_passes
     rows = pd.DataFrame({
         "id": b.ids, "path": b.paths, "status": "ok", "label": b.labels.tolist(), "pred": targets.tolist(),
