@@ -362,6 +362,8 @@ def tex(text: str) -> str:
 
 
 def _text(c: dict, block: Block, style: str) -> str:
+    if "text" in c:  # a preformatted cell, {style: text} (Table 1's ranges and p-value bounds, scripts/table1.py)
+        return c["text"][style]
     if np.isnan(c["value"]):
         return DASH if style == "md" else "--"
     sym = SYMBOLS[style]
