@@ -60,7 +60,7 @@ sweep-ilsvrc-boxes: install need-ilsvrc
 	$(RUN) model=$(MODELS) method=$(METHODS) dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) dataset.options.single_box_only=true
 sweep-alzheimer: install need-alz
 	for m in $$(echo $(MODELS) | tr , ' '); do \
-	  $(RUN) model=$$m method=$(METHODS) dataset=alzheimer dataset.root=$(ALZ_ROOT) model.checkpoint=$(ALZ_CKPT)/$${m}_alzheimer.pth || exit 1; done
+	  $(RUN) model=$$m method=$(METHODS) dataset=alzheimer dataset.root=$(ALZ_ROOT) model.checkpoint=$(ALZ_CKPT)/$${m}_alzheimer.pth dataset.exclude=$(ALZ_CKPT)/$${m}_alzheimer.json || exit 1; done
 
 table1: install need-ilsvrc
 	$(PY) -m scripts.table1 model=resnet18 dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) run.n_images=$(N) run.device=$(DEVICE) --out $(RESULTS)/tables

@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -92,6 +93,18 @@ def dataset_for(cfg: DictConfig):
     return build_dataset(d.name, preprocess=pre, start=start, stop=stop, **opts)
 
 
+def excluded_ids(path: str | None) -> set[str]:
+    """Ids to leave out: a training report's ``val_ids`` (JSON) or a text file with one id a line."""
+    if not path:
+        return set()
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(f"dataset.exclude={path!r} does not exist; give a training report (.json) or an id list")
+    if file.suffix == ".json":
+        return set(json.loads(file.read_text())["val_ids"])
+    return {line.strip() for line in file.read_text().splitlines() if line.strip()}
+
+
 def cell_identity(cfg: DictConfig, model_cfg: DictConfig, options: dict) -> dict:
     """Everything that changes a cell's rows (not the batch size, chunk size, device or image range)."""
     keep = {k: v for k, v in options.items() if k != "chunk_size"}
@@ -106,10 +119,11 @@ def run_cell(cfg: DictConfig, progress: bool = True) -> pd.DataFrame:
     model_cfg = model_config(cfg)
     options = method_options(cfg)
     dataset = dataset_for(cfg)
-    ids = dataset.ids
+    excluded = excluded_ids(cfg.dataset.get("exclude"))
+    ids = [i for i in dataset.ids if i not in excluded]
     store = cell_store(cfg)
     done = store.done_ids()
-    todo = [i for i, id_ in enumerate(ids) if id_ not in done]
+    todo = [i for i, id_ in enumerate(dataset.ids) if id_ not in done and id_ not in excluded]
     if todo:
         store.open(provenance(device))
         torch.manual_seed(int(cfg.run.seed))  # random-init models are the same in every session

@@ -88,3 +88,12 @@ def test_configuration_errors_are_clear(tmp_path):
         compose(["method=magic"])
     with pytest.raises(ValueError, match="CUDA is not available"):
         runner.resolve_device("cuda")
+
+
+def test_excluded_ids_are_left_out(tmp_path):
+    ids = tmp_path / "val_ids.txt"
+    ids.write_text("synthetic_000001\nsynthetic_000004\n")
+    rows = run_cell(cfg_for(tmp_path, "model=tiny_cnn", "method=gradcam", f"+dataset.exclude={ids}"), progress=False)
+    assert list(rows["id"]) == ["synthetic_000000", "synthetic_000002", "synthetic_000003", "synthetic_000005"]
+    with pytest.raises(FileNotFoundError, match="dataset.exclude"):
+        run_cell(cfg_for(tmp_path, "model=tiny_cnn", "method=gradcam", f"+dataset.exclude={tmp_path / 'nope.txt'}"))

@@ -1,0 +1,356 @@
+"""Fine-tune a zoo model on the 4-class Alzheimer MRI dataset and save a checkpoint the runner loads.
+
+    python -m scripts.train model=resnet18 model.pretrained=false dataset.root=/data/alzheimer_mri --epochs 30
+    python -m scripts.train model=efficientnet_lite0 dataset.root=/data/alzheimer_mri --epochs 10 --out checkpoints
+    python -m benchmarks.run model=resnet18 method=cluscam dataset=alzheimer dataset.root=/data/alzheimer_mri \\
+        model.checkpoint=checkpoints/resnet18_alzheimer.pth
+
+Positional ``key=value`` arguments are Hydra overrides of the runner's own config (``conf/``): the
+model (``model=...``, ``model.pretrained``, ``model.checkpoint`` to start from a 4-class state_dict),
+the dataset (``dataset=alzheimer`` is implied, ``dataset.root``) and the run settings the runner
+already has: ``run.device`` (auto: CUDA when available), ``run.seed``, ``run.workers`` (DataLoader
+processes) and ``run.precision`` (fp32 | bf16 autocast).  Images are preprocessed exactly as the
+runner does (the model's ``input``: size, normalization, resize mode).  ``--flags`` are the options
+only training has.
+
+Protocol (the paper, Appendix B: "fine-tuned on a training set of 5,120 samples, validated on 380
+images, and tested on 900 images"): these numbers are the Hugging Face ``Falah/Alzheimer_MRI`` splits,
+5,120 train and 1,280 test = 380 + 900, so by default (``--val-from test``) the validation images are a
+class-stratified, seeded draw of ``--val-size`` images from the test split and the rest of it is the
+test set.  ``--val-from train`` draws them from the training split instead and tests on the whole test
+split.  Starting weights: the model's ImageNet weights with a new 4-class head when
+``model.pretrained`` (offline, only ``efficientnet_lite0`` has them), random init with
+``model.pretrained=false``.  Optimizer: AdamW (Loshchilov & Hutter, 2019) or SGD with Nesterov
+momentum; the learning rate warms up linearly (Goyal et al., 2017) and then follows a cosine to zero
+(Loshchilov & Hutter, 2017, without restarts), stepped per batch.  Optional light augmentation:
+horizontal flip, rotation within +-10 degrees, scaling within +-10 %, shifts within +-5 %.  The state
+with the best validation accuracy (ties: lower validation loss) is kept, tested, and written as a plain
+state_dict to ``<out>/<model>_alzheimer.pth``, with ``<model>_alzheimer.json`` beside it (provenance,
+command, options, per-epoch history, validation and test accuracy, class counts, held-out ids).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from sklearn.model_selection import train_test_split
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from benchmarks import zoo
+from benchmarks.data import RecordDataset, collate
+from benchmarks.provenance import provenance
+from benchmarks.run import compose, dataset_for, resolve_device
+
+DATASET = "alzheimer"
+AUX_WEIGHT = 0.4  # weight of auxiliary heads (Inception-v3), as in PyTorch's transfer-learning tutorial
+MAX_ROTATION = math.radians(10.0)
+MAX_SCALE = 0.1
+MAX_SHIFT = 0.05  # fraction of the image side
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """The options only training has (everything else comes from the runner's config)."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    val_size: int | float = 380  # an image count, or a fraction of the split in (0, 1)
+    val_from: Literal["test", "train"] = "test"
+    augment: bool = True
+    out: Path = field(default=Path("checkpoints"))
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"--epochs and --batch-size must be >= 1, got {self.epochs} and {self.batch_size}")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; use 'adamw' or 'sgd'")
+        if self.lr <= 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
+            raise ValueError(f"need --lr > 0, --weight-decay >= 0, --warmup-epochs >= 0; got {self.lr}, "
+                             f"{self.weight_decay}, {self.warmup_epochs}")
+        if self.val_from not in ("test", "train"):
+            raise ValueError(f"--val-from must be 'test' (the paper's 380 + 900 split) or 'train', got {self.val_from!r}")
+        size = float(self.val_size)
+        if not (size >= 1 and size.is_integer() or 0 < size < 1):
+            raise ValueError(f"--val-size must be an image count >= 1 or a fraction in (0, 1), got {self.val_size}")
+        object.__setattr__(self, "val_size", int(size) if size >= 1 else size)
+        object.__setattr__(self, "out", Path(self.out))
+
+
+# -- config and data -----------------------------------------------------------------------------
+def compose_config(overrides: Sequence[str]) -> DictConfig:
+    """The runner's config for ``overrides``, with ``dataset=alzheimer`` unless a dataset is named."""
+    overrides = list(overrides)
+    if not any(o.split("=", 1)[0].lstrip("+~") == "dataset" for o in overrides):
+        overrides.insert(0, f"dataset={DATASET}")
+    cfg = compose(overrides)
+    if cfg.dataset.name != DATASET:
+        raise ValueError(f"scripts/train.py fine-tunes on the Alzheimer MRI dataset (dataset={DATASET}); "
+                         f"got dataset={cfg.dataset.name}")
+    return cfg
+
+
+def load_split(cfg: DictConfig, split: str) -> RecordDataset:
+    """The whole ``split`` with the runner's preprocessing (and its errors for a missing root)."""
+    return dataset_for(OmegaConf.merge(cfg, {"dataset": {"options": {"split": split}},
+                                             "run": {"start": 0, "n_images": None}}))
+
+
+def stratified_split(labels: Sequence[int], size: int | float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held-out) sorted indices: ``size`` images (a count, or a fraction) drawn per class in
+    proportion to the class counts (largest remainders), reproducibly from ``seed``."""
+    index = np.arange(len(labels))
+    try:
+        kept, held = train_test_split(index, test_size=size, stratify=np.asarray(labels), random_state=seed)
+    except ValueError as err:
+        raise ValueError(f"cannot hold out {size} of {len(labels)} images stratified by class ({err}); "
+                         "change --val-size") from err
+    return np.sort(kept), np.sort(held)
+
+
+def make_splits(cfg: DictConfig, opts: TrainOptions) -> dict[str, Subset]:
+    """Train, validation and test subsets (see the module docstring for the protocol)."""
+    train, test = load_split(cfg, "train"), load_split(cfg, "test")
+    source = test if opts.val_from == "test" else train
+    kept, held = stratified_split(source.labels, opts.val_size, int(cfg.run.seed))
+    everything = lambda ds: Subset(ds, list(range(len(ds))))  # noqa: E731
+    if opts.val_from == "test":
+        return {"train": everything(train), "val": Subset(test, held.tolist()), "test": Subset(test, kept.tolist())}
+    return {"train": Subset(train, kept.tolist()), "val": Subset(train, held.tolist()), "test": everything(test)}
+
+
+def subset_ids(subset: Subset) -> list[str]:
+    return [subset.dataset.records[i].id for i in subset.indices]
+
+
+def class_counts(subset: Subset) -> dict[str, int]:
+    ds = subset.dataset
+    counts = np.bincount([ds.records[i].label for i in subset.indices], minlength=len(ds.classes))
+    return {c: int(n) for c, n in zip(ds.classes, counts)}
+
+
+# -- model, augmentation, optimization ----------------------------------------------------------
+def initial_model(cfg: DictConfig) -> tuple[nn.Module, DictConfig, str]:
+    """The model with the dataset's classes, its config and where its weights came from."""
+    model_cfg = OmegaConf.merge(cfg.model, {"num_classes": int(cfg.dataset.num_classes)})
+    torch.manual_seed(int(cfg.run.seed))
+    model = zoo.create_model(model_cfg)
+    if model_cfg.checkpoint is not None:
+        init = f"checkpoint {model_cfg.checkpoint}"
+    else:
+        init = "imagenet" if model_cfg.pretrained else "random"
+    return model, model_cfg, init
+
+
+def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random flip, rotation, scale and shift of each image (parameters drawn on the CPU generator)."""
+    return warp(images, torch.rand(images.shape[0], 5, generator=generator).to(images.device) * 2 - 1)
+
+
+def warp(images: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Images [B, C, H, W] resampled at once (bilinear, border padding) by the transforms ``u`` [B, 5] in
+    [-1, 1]: rotation, scale, x and y shift as fractions of their maxima, and a flip where u[:, 4] < 0."""
+    angle, scale, shift = u[:, 0] * MAX_ROTATION, 1 + u[:, 1] * MAX_SCALE, u[:, 2:4] * 2 * MAX_SHIFT
+    flip = torch.where(u[:, 4] < 0, -1.0, 1.0)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([flip * cos, -sin, shift[:, 0]], 1),
+                         torch.stack([flip * sin, cos, shift[:, 1]], 1)], 1).to(images.dtype)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def make_optimizer(model: nn.Module, opts: TrainOptions, steps: int
+                   ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """The optimizer and its per-step schedule: linear warmup, then cosine decay to zero."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if opts.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(params, lr=opts.lr, momentum=0.9, nesterov=True, weight_decay=opts.weight_decay)
+    warmup = min(steps, round(opts.warmup_epochs * steps / opts.epochs))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def loss_and_logits(output, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy of the main logits plus AUX_WEIGHT times that of any auxiliary head."""
+    logits, *aux = output if isinstance(output, (tuple, list)) else (output,)
+    loss = F.cross_entropy(logits.float(), labels)
+    for extra in aux:
+        loss = loss + AUX_WEIGHT * F.cross_entropy(extra.float(), labels)
+    return loss, logits
+
+
+class Stats:
+    """Sums of loss and correct predictions over the readable images (on the device), unreadable ids."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.sums = torch.zeros(2, dtype=torch.float64, device=device)
+        self.n = 0
+        self.skipped: list[str] = []
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        self.sums += torch.stack([loss.double() * len(labels), (logits.argmax(1) == labels).sum().double()])
+        self.n += len(labels)
+
+    def result(self) -> dict[str, float]:
+        loss, correct = (self.sums / max(self.n, 1)).tolist()
+        return {"loss": loss, "acc": correct, "n": self.n}
+
+
+def run_epoch(model: nn.Module, loader: DataLoader, device: torch.device, precision: str, desc: str,
+              progress: bool, step: Callable[[torch.Tensor], None] | None = None,
+              generator: torch.Generator | None = None) -> Stats:
+    """One pass over ``loader``: training when ``step`` (an optimizer-step callable) is given, else evaluation."""
+    training = step is not None
+    model.train(training)
+    stats = Stats(device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    with torch.set_grad_enabled(training):
+        for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
+            stats.skipped += [s.id for s in batch.skipped()]
+            ok = batch.select(batch.valid)
+            if len(ok) == 0:
+                continue
+            images, labels = ok.images.to(device, non_blocking=True), ok.labels.to(device, non_blocking=True)
+            if generator is not None:
+                images = augment(images, generator)
+            with autocast:
+                loss, logits = loss_and_logits(model(images), labels)
+            if training:
+                step(loss)
+            stats.add(loss.detach(), logits.detach(), labels)
+    return stats
+
+
+# -- training ------------------------------------------------------------------------------------
+def train(cfg: DictConfig, opts: TrainOptions, command: str = "") -> tuple[nn.Module, dict]:
+    """Fine-tune ``cfg.model`` on the Alzheimer splits; write the best state and its report to
+    ``opts.out``; return the model (best state, eval mode) and the report."""
+    device = resolve_device(cfg.run.device)
+    seed, workers, precision = int(cfg.run.seed), int(cfg.run.workers), str(cfg.run.precision)
+    splits = make_splits(cfg, opts)
+    model, model_cfg, init = initial_model(cfg)
+    model.to(device)
+    shuffle = torch.Generator().manual_seed(seed)
+    loaders = {name: DataLoader(subset, batch_size=opts.batch_size, shuffle=name == "train", generator=shuffle,
+                                drop_last=name == "train" and len(subset) > opts.batch_size, collate_fn=collate,
+                                num_workers=workers, pin_memory=device.type == "cuda")
+               for name, subset in splits.items()}
+    steps = opts.epochs * len(loaders["train"])
+    optimizer, scheduler = make_optimizer(model, opts, steps)
+    aug = torch.Generator().manual_seed(seed + 1) if opts.augment else None
+
+    def step(loss: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+
+    start, history, best, skipped = time.perf_counter(), [], None, set()
+    for epoch in range(1, opts.epochs + 1):
+        lr = optimizer.param_groups[0]["lr"]
+        tr = run_epoch(model, loaders["train"], device, precision, f"epoch {epoch} train", opts.progress, step, aug)
+        va = run_epoch(model, loaders["val"], device, precision, f"epoch {epoch} val", opts.progress)
+        skipped.update(tr.skipped + va.skipped)
+        history.append({"epoch": epoch, "lr": lr, **{f"train_{k}": v for k, v in tr.result().items()},
+                        **{f"val_{k}": v for k, v in va.result().items()}})
+        h = history[-1]
+        print(f"{model_cfg.name} epoch {epoch}/{opts.epochs}: train loss {h['train_loss']:.4f} acc {h['train_acc']:.4f}, "
+              f"val loss {h['val_loss']:.4f} acc {h['val_acc']:.4f}", file=sys.stderr)
+        if best is None or (h["val_acc"], -h["val_loss"]) > (best[1]["val_acc"], -best[1]["val_loss"]):
+            best = ({k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}, h)
+    state, chosen = best
+    model.load_state_dict(state)
+    te = run_epoch(model, loaders["test"], device, precision, "test", opts.progress)
+    skipped.update(te.skipped)
+    test = te.result()
+    model.eval()
+
+    opts.out.mkdir(parents=True, exist_ok=True)
+    stem = opts.out / f"{model_cfg.name}_{cfg.dataset.name}"
+    torch.save(state, stem.with_suffix(".pth"))
+    report = {
+        "model": model_cfg.name, "dataset": cfg.dataset.name, "checkpoint": str(stem.with_suffix(".pth")),
+        "init": init, "command": command, "seed": seed, "epochs": opts.epochs, "best_epoch": chosen["epoch"],
+        "val_acc": chosen["val_acc"], "val_loss": chosen["val_loss"],
+        "test_acc": test["acc"], "test_loss": test["loss"],
+        "class_counts": {name: class_counts(subset) for name, subset in splits.items()},
+        "val_ids": subset_ids(splits["val"]), "skipped": sorted(skipped), "history": history,
+        "options": {**asdict(opts), "out": str(opts.out)},
+        "config": {"model": OmegaConf.to_container(model_cfg, resolve=True),
+                   "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
+                   "run": {k: OmegaConf.to_container(cfg.run, resolve=True)[k]
+                           for k in ("device", "seed", "workers", "precision")}},
+        "seconds": time.perf_counter() - start, "provenance": provenance(device),
+    }
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    return model, report
+
+
+# -- command line --------------------------------------------------------------------------------
+def parse_args(argv: Sequence[str]) -> tuple[TrainOptions, list[str]]:
+    """(training options, Hydra overrides) of a command line."""
+    d = TrainOptions()
+    p = argparse.ArgumentParser(prog="python -m scripts.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("overrides", nargs="*", help="Hydra overrides: model=..., dataset.root=..., model.pretrained=false, "
+                                                "run.device=..., run.seed=..., run.workers=..., run.precision=...")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--optimizer", choices=("adamw", "sgd"), default=d.optimizer)
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
+    p.add_argument("--val-size", type=float, default=d.val_size,
+                   help="validation images: a count (default 380, the paper's) or a fraction such as 0.1")
+    p.add_argument("--val-from", choices=("test", "train"), default=d.val_from,
+                   help="split the validation images come from (test: the paper's 5,120 / 380 / 900)")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=d.augment)
+    p.add_argument("--out", type=Path, default=d.out, help="folder of <model>_alzheimer.pth and .json")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=d.progress)
+    args = vars(p.parse_intermixed_args(list(argv)))
+    overrides = args.pop("overrides")
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        p.error(f"positional arguments must be Hydra overrides key=value, got {bad}")
+    return TrainOptions(**args), overrides
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    opts, overrides = parse_args(argv)
+    cfg = compose_config(overrides)
+    command = shlex.join(["python", "-m", "scripts.train", *argv])
+    _, report = train(cfg, opts, command)
+    print(f"{report['model']}: val acc {report['val_acc']:.4f} (epoch {report['best_epoch']}), "
+          f"test acc {report['test_acc']:.4f}; wrote {report['checkpoint']}\n"
+          f"use it with: python -m benchmarks.run model={report['model']} dataset={DATASET} "
+          f"dataset.root={cfg.dataset.root} model.checkpoint={report['checkpoint']}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

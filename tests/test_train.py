@@ -1,0 +1,173 @@
+"""scripts/train.py: a tiny CNN fine-tuned on an Alzheimer-like image folder; the checkpoint reloads
+through the zoo and the runner, the report is complete and consistent, the split is stratified."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from benchmarks import zoo
+from benchmarks.data import ALZHEIMER_CLASSES, collate
+from benchmarks.run import compose, run_cell
+from scripts import train as T
+
+PER_CLASS = {"train": 8, "test": 6}
+H, W = 52, 44  # portrait grayscale slices like the real 208 x 176 images, stretched to 64 x 64
+
+
+def pattern(label: int, rng: np.random.Generator) -> np.ndarray:
+    """Class 0 horizontal stripes, 1 vertical, 2 diagonal, 3 flat: position-free, learnable by a pooled CNN."""
+    y, x = np.mgrid[:H, :W]
+    phase = rng.uniform(0, 2 * np.pi)
+    wave = {0: np.sin(2 * np.pi * y / 8 + phase), 1: np.sin(2 * np.pi * x / 8 + phase),
+            2: np.sin(2 * np.pi * (x + y) / 8 + phase), 3: np.zeros((H, W))}[label]
+    return np.clip(128 + 90 * wave + rng.normal(0, 12, (H, W)), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """<root>/{train,test}/<class>/*.jpg, file names with spaces and parentheses as in the real data."""
+    root = tmp_path_factory.mktemp("alzheimer")
+    rng = np.random.default_rng(0)
+    for split, n in PER_CLASS.items():
+        for label, name in enumerate(ALZHEIMER_CLASSES):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(pattern(label, rng), "L").save(folder / f"{name[:4]} ({i}).jpg", quality=95)
+    return root
+
+
+ARGS = ["--epochs", "3", "--batch-size", "8", "--lr", "0.01", "--weight-decay", "0", "--val-size", "8", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def trained(root, tmp_path_factory):
+    """main() on the command line; the report and the in-memory model (recovered by a second train call)."""
+    out = tmp_path_factory.mktemp("ckpt")
+    argv = [*ARGS, "model=tiny_cnn", f"dataset.root={root}", "run.device=cpu", "run.workers=0", "--out", str(out)]
+    report = T.main(argv)
+    return report, argv, out
+
+
+def accuracy(model, subset) -> float:
+    batches = list(DataLoader(subset, batch_size=16, collate_fn=collate))
+    with torch.no_grad():
+        return float(np.mean(np.concatenate([(model(b.images).argmax(1) == b.labels).numpy() for b in batches])))
+
+
+def test_report_fields_and_files(trained, root):
+    report, argv, out = trained
+    assert (out / "tiny_cnn_alzheimer.pth").is_file() and report["checkpoint"] == str(out / "tiny_cnn_alzheimer.pth")
+    on_disk = json.loads((out / "tiny_cnn_alzheimer.json").read_text())
+    assert on_disk == json.loads(json.dumps(report))
+    for key in ("provenance", "command", "seed", "epochs", "best_epoch", "val_acc", "test_acc", "class_counts",
+                "val_ids", "history", "options", "config", "init"):
+        assert key in on_disk, key
+    assert on_disk["command"].startswith("python -m scripts.train ") and f"dataset.root={root}" in on_disk["command"]
+    assert on_disk["init"] == "random" and on_disk["seed"] == 0 and on_disk["epochs"] == 3
+    assert {"commit", "device", "versions", "date"} <= set(on_disk["provenance"])
+    assert [h["epoch"] for h in on_disk["history"]] == [1, 2, 3]
+    best = on_disk["history"][on_disk["best_epoch"] - 1]
+    assert best["val_acc"] == on_disk["val_acc"] == max(h["val_acc"] for h in on_disk["history"])
+    # The paper's protocol: all of train, the test split cut into validation and test images.
+    counts = on_disk["class_counts"]
+    assert counts["train"] == dict.fromkeys(ALZHEIMER_CLASSES, PER_CLASS["train"])
+    assert counts["val"] == dict.fromkeys(ALZHEIMER_CLASSES, 2)
+    assert counts["test"] == dict.fromkeys(ALZHEIMER_CLASSES, PER_CLASS["test"] - 2)
+    assert len(on_disk["val_ids"]) == 8 and all(i.startswith("test/") for i in on_disk["val_ids"])
+
+
+def test_checkpoint_reloads_with_the_reported_accuracies(trained, root):
+    """The saved state, loaded by the zoo as the runner does, gives the reported validation and test
+    accuracies when recomputed on the images the report names (and it learned the patterns)."""
+    report, _, out = trained
+    cfg = zoo.model_config("tiny_cnn")
+    cfg.num_classes = 4
+    model = zoo.create_model(cfg, checkpoint=out / "tiny_cnn_alzheimer.pth")
+    splits = T.make_splits(T.compose_config(["model=tiny_cnn", f"dataset.root={root}"]), T.TrainOptions(val_size=8))
+    assert T.subset_ids(splits["val"]) == report["val_ids"]
+    assert accuracy(model, splits["val"]) == pytest.approx(report["val_acc"])
+    assert accuracy(model, splits["test"]) == pytest.approx(report["test_acc"])
+    assert report["test_acc"] > 0.5  # four balanced classes: chance is 0.25
+
+
+def test_returned_model_is_the_saved_state(root, tmp_path):
+    cfg = T.compose_config(["model=tiny_cnn", f"dataset.root={root}", "run.device=cpu", "run.workers=0"])
+    opts = T.TrainOptions(epochs=1, batch_size=8, val_size=8, augment=False, out=tmp_path, progress=False)
+    model, report = T.train(cfg, opts)
+    model_cfg = zoo.model_config("tiny_cnn")
+    model_cfg.num_classes = 4
+    loaded = zoo.create_model(model_cfg, checkpoint=report["checkpoint"])
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+
+
+def test_runner_uses_the_checkpoint(trained, root, tmp_path):
+    _, _, out = trained
+    cfg = compose(["model=tiny_cnn", "method=reciprocam", "dataset=alzheimer", f"dataset.root={root}",
+                   f"model.checkpoint={out / 'tiny_cnn_alzheimer.pth'}", "run.device=cpu", "run.workers=0",
+                   "run.batch_size=4", "run.n_images=4", f"run.out_dir={tmp_path}"])
+    rows = run_cell(cfg, progress=False)
+    assert len(rows) == 4 and (rows["status"] == "ok").all()
+    assert rows["id"].str.startswith("test/").all() and rows["ad"].between(0, 1).all()
+
+
+def test_stratified_split_is_proportional_and_deterministic():
+    labels = [0] * 40 + [1] * 4 + [2] * 100 + [3] * 56  # imbalanced like the real data
+    kept, held = T.stratified_split(labels, 38, seed=3)
+    assert len(held) == 38 and sorted(np.concatenate([kept, held]).tolist()) == list(range(200))
+    counts = Counter(labels[i] for i in held)
+    for c, n in Counter(labels).items():
+        assert abs(counts[c] - 38 * n / 200) < 1, (c, counts[c])
+    again_kept, again_held = T.stratified_split(labels, 38, seed=3)
+    assert np.array_equal(held, again_held) and np.array_equal(kept, again_kept)
+    assert not np.array_equal(held, T.stratified_split(labels, 38, seed=4)[1])
+    assert len(T.stratified_split(labels, 0.25, seed=0)[1]) == 50
+
+
+def test_validation_from_train(root):
+    cfg = T.compose_config(["model=tiny_cnn", f"dataset.root={root}"])
+    splits = T.make_splits(cfg, T.TrainOptions(val_size=0.25, val_from="train"))
+    assert {n: len(s) for n, s in splits.items()} == {"train": 24, "val": 8, "test": 24}
+    assert set(T.subset_ids(splits["train"])).isdisjoint(T.subset_ids(splits["val"]))
+    assert all(i.startswith("train/") for i in T.subset_ids(splits["val"]))
+    assert T.class_counts(splits["val"]) == dict.fromkeys(ALZHEIMER_CLASSES, 2)
+
+
+def test_warp_known_transforms():
+    """No transform is the identity, a flip alone mirrors exactly, a full x shift (5 % of 20 px) moves
+    the content by one pixel; augment draws reproducibly from its generator."""
+    x = torch.randn(3, 2, 20, 20)
+    u = torch.tensor([[0, 0, 0, 0, 1.0], [0, 0, 0, 0, -1.0], [0, 0, 1.0, 0, 1.0]])
+    out = T.warp(x, u)
+    torch.testing.assert_close(out[0], x[0], rtol=0, atol=1e-5)
+    torch.testing.assert_close(out[1], x[1].flip(-1), rtol=0, atol=1e-5)
+    torch.testing.assert_close(out[2, :, :, :-1], x[2, :, :, 1:], rtol=0, atol=1e-5)
+    torch.testing.assert_close(out[2, :, :, -1], x[2, :, :, -1], rtol=0, atol=1e-5)  # border padding
+    a = T.augment(x, torch.Generator().manual_seed(5))
+    torch.testing.assert_close(a, T.augment(x, torch.Generator().manual_seed(5)), rtol=0, atol=0)
+
+
+def test_errors(tmp_path):
+    with pytest.raises(ValueError, match="dataset.root is not set"):
+        T.make_splits(T.compose_config(["model=tiny_cnn"]), T.TrainOptions())
+    with pytest.raises(ValueError, match="dataset=alzheimer"):
+        T.compose_config(["dataset=synthetic"])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        T.make_splits(T.compose_config([f"dataset.root={tmp_path / 'none'}"]), T.TrainOptions())
+    with pytest.raises(ValueError, match="--val-size"):
+        T.TrainOptions(val_size=1.5)
+    with pytest.raises(ValueError, match="--val-size"):
+        T.stratified_split([0, 0, 1, 1], 3, seed=0)
+    with pytest.raises(SystemExit):
+        T.parse_args(["tiny_cnn"])
+    opts, overrides = T.parse_args(["model=resnet18", "--val-size", "0.1", "dataset.root=/x", "--no-augment"])
+    assert overrides == ["model=resnet18", "dataset.root=/x"] and opts.val_size == 0.1 and not opts.augment
+    assert T.parse_args(["--val-size", "380"])[0].val_size == 380
