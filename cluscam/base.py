@@ -85,8 +85,8 @@ class Explainer(ABC):
     input space, the dataset's mean colour, as the paper's code does) or ``black`` (needs
     ``pixel_mean``/``pixel_std``).  chunk_size: images per forward pass when a method evaluates
     many masked inputs, or ``auto`` to size it from free device memory at the first call.
-    precision: ``bf16`` runs the model's forward passes under bfloat16 autocast (the maps and the
-    clustering stay in float32).  Targets default to the predicted class."""
+    precision: ``bf16`` runs the model's forward passes under bfloat16 autocast (see
+    :meth:`forward_precision`).  Targets default to the predicted class."""
 
     uses_gradients: ClassVar[bool] = False
     # Keep the graph of the captured gradient (for methods that differentiate it again).
@@ -125,8 +125,7 @@ class Explainer(ABC):
         images = images.to(self.device)
         self._passes = PassCount()
         self.last_phases = {}
-        autocast = torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
-        with torch.set_grad_enabled(self.uses_gradients), autocast:
+        with torch.set_grad_enabled(self.uses_gradients):
             cap = self.capture(images, targets)
             raw = self.saliency(cap)
         out = minmax(upsample(raw.detach().float(), cap.size), constant="zero")
@@ -146,10 +145,16 @@ class Explainer(ABC):
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def forward_precision(self):
+        """The autocast context of the model's forward passes (bf16 when asked; everything else,
+        clustering and map arithmetic included, stays in float32)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """A counted whole-model forward pass."""
         self._passes.forward += x.shape[0]
-        return as_logits(self.model(x))
+        with self.forward_precision():
+            return as_logits(self.model(x))
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -180,7 +185,7 @@ class Explainer(ABC):
         counted as partial passes (AblationCAM, ReciproCAM).  The part before the layer runs once on
         ``images``; pass a chunk of images to bound memory.  The layer's output must be the only
         path from the input to the logits (no residual bypass), or the batches will not match."""
-        with self.hooked(replace):
+        with self.hooked(replace), self.forward_precision():
             out = as_logits(self.model(images))
         self._passes.partial += out.shape[0]
         return out

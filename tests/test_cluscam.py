@@ -255,3 +255,19 @@ def test_logit_weighting_and_clustering_phase():
     for bad in [dict(clustering="dbscan"), dict(weighting="uniform")]:
         with pytest.raises(ValueError):
             ClusCAM(small_cnn(), "6", **bad)
+
+
+def test_bf16_forward_passes_keep_the_method_in_float32():
+    model = small_cnn(5)
+    x = torch.randn(2, 3, 32, 32)
+    cam = ClusCAM(model, "6", k=6, precision="bf16")
+    seen = []
+    handle = model[0].register_forward_pre_hook(lambda m, i: seen.append(torch.is_autocast_enabled("cpu")))
+    _, meta = cam.group_scores(x)
+    sal = cam(x)
+    handle.remove()
+    assert seen and all(seen)  # every forward pass ran under autocast
+    assert meta.maps.dtype == torch.float32 and sal.dtype == torch.float32
+    assert float(sal.min()) >= 0 and float(sal.max()) == 1 and cam.last_passes.forward == 7
+    with pytest.raises(ValueError, match="precision"):
+        ClusCAM(model, "6", precision="fp16")

@@ -4,12 +4,12 @@ Kaggle layout (the "ImageNet Object Localization Challenge" download)::
 
     root/LOC_val_solution.csv          ImageId,PredictionString ("synset x_min y_min x_max y_max" repeated)
     root/LOC_synset_mapping.txt        "synset description", line order = class index 0..999
-    root/ILSVRC/Data/CLS-LOC/val/ILSVRC2012_val_XXXXXXXX.JPEG
+    root/ILSVRC/Data/CLS-LOC/val/ILSVRC2012_val_<8 digits>.JPEG
 
 Standard layout (image-net.org archives)::
 
-    images: a flat folder of ILSVRC2012_val_XXXXXXXX.JPEG (root/val, root/ILSVRC2012_img_val or root)
-    boxes:  VOC XML files ILSVRC2012_val_XXXXXXXX.xml (ILSVRC2012_bbox_val_v3.tgz; root/bbox,
+    images: a flat folder of ILSVRC2012_val_<8 digits>.JPEG (root/val, root/ILSVRC2012_img_val or root)
+    boxes:  VOC XML files ILSVRC2012_val_<8 digits>.xml (ILSVRC2012_bbox_val_v3.tgz; root/bbox,
             root/bbox_val, root/Annotations, root/xml, the image folder or root)
     labels: a file with one label per line, line k for image number k (see below), or, without
             one, the synset named in each image's XML objects
@@ -221,7 +221,7 @@ def standard_records(root: Path, images_dir: Path | None, boxes_dir: Path | None
 
 class ILSVRCVal(RecordDataset):
     """ILSVRC2012 validation images (layout auto-detected, see the module docstring), sorted by id
-    (the file stem, ILSVRC2012_val_XXXXXXXX).
+    (the file stem, ILSVRC2012_val_<8 digits>).
 
     start, stop: index range [start, stop) of the sorted listing; single_box_only: then keep the
     images annotated with exactly one box (the EP/LE protocol, Appendix C).  The standard layout's
