@@ -80,8 +80,11 @@ class AblationCAM(WeightedCAM):
 
     def channel_weights(self, cap: Capture) -> torch.Tensor:
         b, c = cap.maps.shape[:2]
-        per_call = min(b, self.chunk_size)  # images per call, times n channels <= chunk_size copies
-        n = max(1, self.chunk_size // per_call)
+        # Each call runs the network before the layer on its images once, then the rest on
+        # images x n copies (<= chunk_size): as many channels per call as fit, so that the part
+        # before the layer runs C / n times per image, and whole images fill the rest.
+        n = min(c, self.chunk_size)
+        per_call = max(1, self.chunk_size // n)
         eye = torch.eye(c, dtype=torch.bool, device=cap.images.device)
         rows = []
         for imgs in torch.arange(b, device=cap.images.device).split(per_call):
