@@ -44,7 +44,7 @@ demo: install
 smoke: install
 	$(PY) -m benchmarks.run -m model=tiny_cnn method=$(METHODS) dataset=synthetic run.device=cpu run.out_dir=runs/smoke
 	$(PY) -m benchmarks.run model=tiny_vit method=agcam dataset=synthetic run.device=cpu run.out_dir=runs/smoke
-	$(PY) -m scripts.tables --runs runs/smoke --out runs/smoke/tables --tables 6 9
+	$(PY) -m scripts.tables --runs runs/smoke --out runs/smoke/tables --tables 2
 
 bench: install
 	$(PY) -m benchmarks.perf --device $(if $(filter auto,$(DEVICE)),$(shell $(PY) -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')"),$(DEVICE)) --bf16
