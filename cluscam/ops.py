@@ -32,19 +32,28 @@ def minmax(maps: torch.Tensor, constant: Literal["keep", "zero"] = "zero") -> to
     return torch.where(flat_const, fallback, scaled).reshape(maps.shape)
 
 
-def upsampled_range(maps: torch.Tensor, size: tuple[int, int], align_corners: bool = False,
-                    chunk_elems: int = 1 << 26) -> tuple[torch.Tensor, torch.Tensor]:
-    """Min and max of each [..., h, w] map after bilinear upsampling to ``size``, computed in chunks
-    so that the full-resolution stack never sits in memory at once."""
-    flat = maps.reshape(-1, *maps.shape[-2:])
-    step = max(1, chunk_elems // (size[0] * size[1]))
-    lo, hi = [], []
-    for part in flat.split(step):
-        up = upsample(part, size, align_corners).flatten(-2)
-        lo.append(up.amin(-1))
-        hi.append(up.amax(-1))
-    shape = maps.shape[:-2]
-    return torch.cat(lo).reshape(shape), torch.cat(hi).reshape(shape)
+def upsampled_range(maps: torch.Tensor, size: tuple[int, int], align_corners: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact min and max of each [..., h, w] map after bilinear upsampling to ``size``, without
+    forming the upsampled maps.
+
+    Each output pixel interpolates one 2x2 cell of the input with weights (lambda, mu); a bilinear
+    function of (lambda, mu) takes its extremes at the corners of the rectangle of weights that the
+    output grid samples in the cell, i.e. at the first and last output row and column of each
+    cell.  Evaluating only those rows and columns gives the range of the full upsampled map."""
+    h, w = maps.shape[-2:]
+    rows = _critical(interpolation_matrix(h, size[0], maps.device, maps.dtype, align_corners))
+    cols = _critical(interpolation_matrix(w, size[1], maps.device, maps.dtype, align_corners))
+    sampled = torch.einsum("rh,...hw,cw->...rc", rows, maps, cols).flatten(-2)
+    return sampled.amin(-1), sampled.amax(-1)
+
+
+def _critical(u: torch.Tensor) -> torch.Tensor:
+    """The rows of a 1-d interpolation matrix [n_out, n_in] that are the first or last output of
+    their input cell (the cell: the first input with a non-zero weight)."""
+    cell = (u > 0).to(torch.uint8).argmax(1)
+    edge = torch.ones_like(cell, dtype=torch.bool)
+    edge[1:-1] = (cell[1:-1] != cell[:-2]) | (cell[1:-1] != cell[2:])
+    return u[edge]
 
 
 def normalize_upsampled(maps: torch.Tensor, size: tuple[int, int], constant: Literal["keep", "zero"] = "keep",
@@ -63,11 +72,12 @@ def normalize_upsampled(maps: torch.Tensor, size: tuple[int, int], constant: Lit
     return torch.where(const[..., None, None], fallback, scaled)
 
 
-def interpolation_matrix(n_in: int, n_out: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """The [n_out, n_in] matrix of 1-d linear interpolation (align_corners=False), taken from
-    ``F.interpolate`` itself so that it matches the upsampling used for the masks."""
+def interpolation_matrix(n_in: int, n_out: int, device=None, dtype=torch.float32,
+                         align_corners: bool = False) -> torch.Tensor:
+    """The [n_out, n_in] matrix of 1-d linear interpolation, taken from ``F.interpolate`` itself so
+    that it matches the upsampling used for the masks (bilinear = this along each axis)."""
     eye = torch.eye(n_in, device=device, dtype=dtype).unsqueeze(1)  # [n_in, 1, n_in]
-    return F.interpolate(eye, size=n_out, mode="linear", align_corners=False)[:, 0].T
+    return F.interpolate(eye, size=n_out, mode="linear", align_corners=align_corners)[:, 0].T
 
 
 def upsampling_metric_root(grid: tuple[int, int], size: tuple[int, int], device=None) -> torch.Tensor:

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cluscam.layers import LayerSpec
-from cluscam.ops import mask_input, minmax, normalize_upsampled, upsample, upsampling_metric_root
+from cluscam.ops import mask_input, minmax, normalize_upsampled, upsample, upsampled_range, upsampling_metric_root
 
 
 def test_layouts_give_the_same_channel_maps():
@@ -79,3 +79,13 @@ def test_mask_input_baselines():
     torch.testing.assert_close(mask_input(x, torch.ones(2, 4, 4), black), x)
     half = F.interpolate(torch.ones(1, 1, 2, 2), size=(4, 4))[0].expand(2, 4, 4) * 0.5
     torch.testing.assert_close(mask_input(x, half, black), 0.5 * x + 0.5 * black)
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("grid, size", [((7, 7), (224, 224)), ((5, 9), (37, 64)), ((14, 14), (224, 200)), ((9, 9), (6, 7))])
+def test_upsampled_range_is_exact(grid, size, align_corners):
+    maps = torch.randn(3, 17, *grid, dtype=torch.float64)
+    full = upsample(maps, size, align_corners).flatten(-2)
+    lo, hi = upsampled_range(maps, size, align_corners)
+    torch.testing.assert_close(lo, full.amin(-1), rtol=0, atol=1e-12)
+    torch.testing.assert_close(hi, full.amax(-1), rtol=0, atol=1e-12)
