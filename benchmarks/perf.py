@@ -110,7 +110,8 @@ def measure_model(name: str, methods: list[str], args, device: torch.device) -> 
     cfg = zoo.model_config(name)
     torch.manual_seed(0)
     model = zoo.create_model(cfg, pretrained=False, device=device)
-    size = tuple(cfg.input.size) if args.size is None else (args.size, args.size)
+    # --size rescales CNN inputs; ViTs keep their configured size (position embeddings fix it).
+    size = tuple(cfg.input.size) if args.size is None or cfg.family == "vit" else (args.size, args.size)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch, 3, *size, generator=gen).to(device)
     fwd = forward_throughput(model, x)
@@ -166,27 +167,28 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--models", nargs="+", default=["resnet18", "resnet50", "vit_b_16"])
     parser.add_argument("--methods", nargs="+", default=sorted(METHODS))
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--size", type=int, default=None, help="square input side (default: the model's)")
+    parser.add_argument("--size", type=int, default=None, help="square input side of CNNs (default: the model's)")
     parser.add_argument("--chunk", default="auto", help="images per masked forward pass, or auto")
     parser.add_argument("--bf16", action="store_true", help="also measure bf16 autocast / channels-last")
     parser.add_argument("--reference-images", type=int, default=2,
                         help="images for the author-style ClusCAM and pytorch-grad-cam ScoreCAM (0: skip them)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", default=str(zoo.CONF_DIR.parent / "results" / "perf"))
+    parser.add_argument("--name", default=None, help="CSV file name (default: the device's name)")
     args = parser.parse_args(argv)
     args.chunk = args.chunk if args.chunk == "auto" else int(args.chunk)
     device = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = TF32
-    rows = []
-    for name in args.models:
-        rows += measure_model(name, args.methods, args, device)
-    table = pd.DataFrame(rows)
-    table.insert(0, "device", device_name(device))
-    table["commit"], table["date"] = git_commit(), pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", device_name(device)).strip("-").lower()
-    table.to_csv(out / f"{slug}.csv", index=False)
+    slug = args.name or re.sub(r"[^A-Za-z0-9]+", "-", device_name(device)).strip("-").lower()
+    rows = []
+    for name in args.models:  # the CSV is rewritten after each model: a crash keeps what was measured
+        rows += measure_model(name, args.methods, args, device)
+        table = pd.DataFrame(rows)
+        table.insert(0, "device", device_name(device))
+        table["commit"], table["date"] = git_commit(), pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
+        table.to_csv(out / f"{slug}.csv", index=False)
     cols = [c for c in ["model", "method", "impl", "precision", "images_per_s", "passes", "roofline_fraction",
                         "kmeans_fraction", "ours_speedup", "max_abs_diff_vs_fp32"] if c in table]
     print(table[cols].to_markdown(index=False, floatfmt=".3g"))
