@@ -3,7 +3,8 @@
     python -m benchmarks.perf --models resnet18 resnet50 vit_b_16 --batch 32 --images 64
 
 For each model (random weights; speed does not depend on them) on one device, in one run:
-* ``forward``: the model's own batched forward throughput (images/s), the roofline;
+* ``forward``: the model's own forward throughput (images/s) at the batch the masked passes use
+  (the chunk size), the roofline;
 * every method of ours: images/s, passes per image, and the fraction of its roofline it reaches,
   roofline = forward throughput / (forward + partial + 2 x backward passes per image) (a partial
   pass is priced as a whole one, a backward pass as two forward ones);
@@ -30,6 +31,7 @@ from baselines import METHODS, create_explainer
 from benchmarks import zoo
 from benchmarks.provenance import device_name, git_commit
 from cluscam import ClusCAM
+from cluscam.memory import auto_chunk_size
 from cluscam.ops import minmax
 
 TF32 = False  # the anchors in REFERENCE.md are fp32 without TF32
@@ -114,9 +116,12 @@ def measure_model(name: str, methods: list[str], args, device: torch.device) -> 
     size = tuple(cfg.input.size) if args.size is None or cfg.family == "vit" else (args.size, args.size)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch, 3, *size, generator=gen).to(device)
-    fwd = forward_throughput(model, x)
+    # The roofline: forward throughput at the batch the masked passes run at (the chunk size).
+    chunk = args.chunk if args.chunk != "auto" else auto_chunk_size(model, x[:1])
+    roof = max(args.batch, chunk)
+    fwd = forward_throughput(model, x.repeat((roof + len(x) - 1) // len(x), 1, 1, 1)[:roof])
     rows = [dict(model=name, method="forward", impl="torch", precision="fp32", images_per_s=fwd, passes=1.0,
-                 roofline_fraction=1.0)]
+                 roofline_fraction=1.0, roofline_batch=roof)]
     table3 = zoo.method_options(cfg, "cluscam")
     for method in methods:
         layer = zoo.layer_spec(cfg, method)
