@@ -121,7 +121,7 @@ def run_cell(cfg: DictConfig, progress: bool = True) -> pd.DataFrame:
     dataset = dataset_for(cfg)
     excluded = excluded_ids(cfg.dataset.get("exclude"))
     ids = [i for i in dataset.ids if i not in excluded]
-    store = cell_store(cfg)
+    store = _store(cfg, model_cfg, options)
     done = store.done_ids()
     todo = [i for i, id_ in enumerate(dataset.ids) if id_ not in done and id_ not in excluded]
     if todo:
@@ -143,9 +143,12 @@ def run_cell(cfg: DictConfig, progress: bool = True) -> pd.DataFrame:
 
 def cell_store(cfg: DictConfig) -> CellStore:
     """The store of the cell ``cfg`` describes (for reading its rows and maps back)."""
-    model_cfg = model_config(cfg)
+    return _store(cfg, model_config(cfg), method_options(cfg))
+
+
+def _store(cfg: DictConfig, model_cfg: DictConfig, options: dict) -> CellStore:
     return CellStore(Path(cfg.run.out_dir) / cfg.dataset.name / model_cfg.name / cfg.method.name,
-                     cell_identity(cfg, model_cfg, method_options(cfg)))
+                     cell_identity(cfg, model_cfg, options))
 
 
 def evaluate_batch(explainer, model, batch, device: torch.device, cfg: DictConfig,
