@@ -12,6 +12,7 @@ ALZ_ROOT ?=
 N ?= 1000
 DEVICE ?= auto
 BATCH ?= 32
+BENCH_ARGS ?=
 RUNS ?= runs/paper
 RESULTS ?= results
 CNNS ?= resnet18,resnet34,resnet50,resnet101,efficientnet_b0,inception_v3
@@ -22,7 +23,7 @@ METHODS ?= gradcam,gradcampp,scorecam,ablationcam,reciprocam,opticam,shapleycam,
 ALZ_CKPT ?= checkpoints
 RUN := $(PY) -m benchmarks.run -m run.out_dir=$(RUNS) run.device=$(DEVICE) run.batch_size=$(BATCH) run.n_images=$(N)
 
-.PHONY: install test demo smoke bench tables figures table1 table2 table3 table4 table5 table6 table7 table8 table9 \
+.PHONY: install test demo smoke bench bench-memory tables figures table1 table2 table3 table4 table5 table6 table7 table8 table9 \
         sweep-ilsvrc sweep-alzheimer sweep-ilsvrc-boxes need-ilsvrc need-alz
 
 $(VENV)/.installed: pyproject.toml
@@ -46,8 +47,14 @@ smoke: install
 	$(PY) -m benchmarks.run model=tiny_vit method=agcam dataset=synthetic run.device=cpu run.out_dir=runs/smoke
 	$(PY) -m scripts.tables --runs runs/smoke --out runs/smoke/tables --tables 2
 
+# Throughput of every method vs the forward roofline and pytorch-grad-cam (add e.g.
+# BENCH_ARGS="--batch 2 --reference-images 1" on a CPU); bench-memory: ScoreCAM at batch 32 on
+# the largest maps (chunk sizes from free GPU memory: no out-of-memory).
 bench: install
-	$(PY) -m benchmarks.perf --device $(if $(filter auto,$(DEVICE)),$(shell $(PY) -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')"),$(DEVICE)) --bf16
+	$(PY) -m benchmarks.perf --device $(DEVICE) --bf16 $(BENCH_ARGS)
+bench-memory: install
+	$(PY) -m benchmarks.perf --device $(DEVICE) --models resnet101 swin_b --methods scorecam --batch 32 \
+		--reference-images 0 --tag scorecam-batch32 $(BENCH_ARGS)
 
 need-ilsvrc:
 	@test -n "$(ILSVRC_ROOT)" || { echo "ILSVRC_ROOT is not set: download the ILSVRC2012 validation images with boxes (Kaggle 'ImageNet Object Localization Challenge', or the standard val folder + labels + VOC XML boxes) and run e.g. make $(MAKECMDGOALS) ILSVRC_ROOT=/data/ilsvrc"; exit 2; }

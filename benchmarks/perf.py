@@ -1,6 +1,6 @@
 """Throughput of every method against its forward-pass roofline and against reference implementations.
 
-    python -m benchmarks.perf --models resnet18 resnet50 vit_b_16 --batch 32 --images 64
+    python -m benchmarks.perf --models resnet18 resnet50 vit_b_16 --batch 32 --bf16
 
 For each model (random weights; speed does not depend on them) on one device, in one run:
 * ``forward``: the model's own forward throughput (images/s) at the batch the masked passes use
@@ -11,8 +11,9 @@ For each model (random weights; speed does not depend on them) on one device, in
 * ClusCAM's K-means share of its time (the clustering alone on the same batch);
 * ``--bf16``: bf16 autocast (channels-last for CNNs) beside fp32, with the largest map difference;
 * the author-style ClusCAM (scikit-learn K-means on the upsampled maps on the CPU, one image at a
-  time, K single-image forward passes) and pytorch-grad-cam 1.5.7's GradCAM and ScoreCAM.
-Rows go to ``results/perf/<device>.csv`` and a Markdown table is printed.
+  time, K single-image forward passes) and pytorch-grad-cam 1.5.7's GradCAM and ScoreCAM;
+* each method's chunk size (images per masked pass) and, on CUDA, its peak allocated memory.
+Rows go to ``results/perf/<device>[-<tag>].csv`` and a Markdown table is printed.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 
 from baselines import METHODS, create_explainer
 from benchmarks import zoo
-from benchmarks.provenance import device_name, git_commit
+from benchmarks.provenance import device_name, git_commit, resolve_device
 from cluscam import ClusCAM
 from cluscam.memory import auto_chunk_size
 from cluscam.ops import minmax
@@ -40,6 +41,16 @@ TF32 = False  # the anchors in REFERENCE.md are fp32 without TF32
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def peak_gib(device: torch.device, reset: bool = False) -> float | None:
+    """Peak allocated CUDA memory (GiB) since the last reset; None elsewhere."""
+    if device.type != "cuda":
+        return None
+    peak = torch.cuda.max_memory_allocated(device) / 2**30
+    if reset:
+        torch.cuda.reset_peak_memory_stats(device)
+    return peak
 
 
 def timed(fn: Callable[[], object], device: torch.device, repeats: int = 1,
@@ -129,21 +140,24 @@ def measure_model(name: str, methods: list[str], args, device: torch.device) -> 
             continue
         opts = zoo.method_options(cfg, method)
         for precision in (["fp32", "bf16"] if args.bf16 else ["fp32"]):
-            net = model.to(memory_format=torch.channels_last) if precision == "bf16" and x.dim() == 4 and layer.layout == "nchw" else model
-            cam = create_explainer(method, net, layer, chunk_size=args.chunk, precision=precision, **opts)
+            # Module.to(memory_format) converts the model in place: each explainer sets it before use
+            cam = create_explainer(method, model.to(memory_format=zoo.memory_format(cfg, precision)), layer,
+                                   chunk_size=args.chunk, precision=precision, **opts)
+            peak_gib(device, reset=True)
             seconds = timed(lambda: cam(x), device, warmup=lambda: cam(x[:1])) / x.shape[0]
             p = cam.last_passes
             passes = p.forward + p.partial + 2 * p.backward
             row = dict(model=name, method=method, impl="ours", precision=precision, images_per_s=1 / seconds,
-                       passes=passes, roofline_fraction=passes / seconds / fwd)
+                       passes=passes, roofline_fraction=passes / seconds / fwd, chunk=cam.chunk_size,
+                       peak_gib=peak_gib(device))
             if method == "cluscam":
                 row["kmeans_fraction"] = kmeans_seconds(cam, x) / seconds
             if precision == "bf16":
+                low = cam(x)
                 ref = create_explainer(method, model.to(memory_format=torch.contiguous_format), layer,
                                        chunk_size=args.chunk, **opts)(x)
-                row["max_abs_diff_vs_fp32"] = float((cam(x) - ref).abs().max())
+                row["max_abs_diff_vs_fp32"] = float((low - ref).abs().max())
             rows.append(row)
-        model = model.to(memory_format=torch.contiguous_format)
     n = min(args.reference_images, x.shape[0])
     if n:
         layer = zoo.layer_spec(cfg, "cluscam")
@@ -177,16 +191,17 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--bf16", action="store_true", help="also measure bf16 autocast / channels-last")
     parser.add_argument("--reference-images", type=int, default=2,
                         help="images for the author-style ClusCAM and pytorch-grad-cam ScoreCAM (0: skip them)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help="cuda, cpu, ... or auto (CUDA when available)")
     parser.add_argument("--out", default=str(zoo.CONF_DIR.parent / "results" / "perf"))
-    parser.add_argument("--name", default=None, help="CSV file name (default: the device's name)")
+    parser.add_argument("--tag", default=None, help="suffix of the CSV file name, after the device's name")
     args = parser.parse_args(argv)
     args.chunk = args.chunk if args.chunk == "auto" else int(args.chunk)
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = TF32
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    slug = args.name or re.sub(r"[^A-Za-z0-9]+", "-", device_name(device)).strip("-").lower()
+    slug = "-".join(filter(None, [device_name(device), args.tag]))
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", slug).strip("-").lower()
     rows = []
     for name in args.models:  # the CSV is rewritten after each model: a crash keeps what was measured
         rows += measure_model(name, args.methods, args, device)
@@ -195,7 +210,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         table["commit"], table["date"] = git_commit(), pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
         table.to_csv(out / f"{slug}.csv", index=False)
     cols = [c for c in ["model", "method", "impl", "precision", "images_per_s", "passes", "roofline_fraction",
-                        "kmeans_fraction", "ours_speedup", "max_abs_diff_vs_fp32"] if c in table]
+                        "kmeans_fraction", "ours_speedup", "max_abs_diff_vs_fp32", "chunk", "peak_gib"] if c in table]
     print(table[cols].to_markdown(index=False, floatfmt=".3g"))
     print(f"\nwritten to {out / f'{slug}.csv'}")
     return table

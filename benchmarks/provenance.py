@@ -1,4 +1,4 @@
-"""Where a result came from: commit, device, library versions, date."""
+"""Where a result came from: commit, device, library versions, date; and the device to run on."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -22,6 +22,16 @@ def git_commit() -> str:
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def resolve_device(name: str) -> torch.device:
+    """The device called ``name``; ``auto`` is CUDA when available, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available here; use cpu or auto")
+    return device
 
 
 def device_name(device: torch.device | str) -> str:

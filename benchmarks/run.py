@@ -23,7 +23,7 @@ from baselines import create_explainer
 from benchmarks import zoo
 from benchmarks.data import Preprocess, build_dataset, collate
 from benchmarks.metrics import confidence_change, image_metrics, summarize
-from benchmarks.provenance import device_name, provenance
+from benchmarks.provenance import device_name, provenance, resolve_device
 from benchmarks.store import CellStore
 
 CONF_DIR = zoo.CONF_DIR
@@ -41,15 +41,6 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return hydra_compose("config", overrides=list(overrides or []), return_hydra_config=False)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"run.device={name} but CUDA is not available here; use run.device=cpu or auto")
-    return device
 
 
 def method_options(cfg: DictConfig) -> dict:
@@ -128,8 +119,7 @@ def run_cell(cfg: DictConfig, progress: bool = True) -> pd.DataFrame:
         store.open(provenance(device))
         torch.manual_seed(int(cfg.run.seed))  # random-init models are the same in every session
         model = zoo.create_model(model_cfg, device=device)
-        if cfg.run.precision == "bf16" and model_cfg.layer.layout == "nchw":
-            model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=zoo.memory_format(model_cfg, cfg.run.precision))
         explainer = create_explainer(cfg.method.name, model, zoo.layer_spec(model_cfg, cfg.method.name), **options)
         loader = DataLoader(Subset(dataset, todo), batch_size=int(cfg.run.batch_size), collate_fn=collate,
                             num_workers=int(cfg.run.workers), pin_memory=device.type == "cuda")

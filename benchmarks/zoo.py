@@ -103,6 +103,13 @@ def create_model(cfg_or_name: ModelConfig, *, pretrained: bool | None = None, ch
     return model.eval()
 
 
+def memory_format(cfg_or_name: ModelConfig, precision: str) -> torch.memory_format:
+    """The layout that suits ``precision``: channels-last for a CNN in bf16 (tensor-core convolutions),
+    else contiguous."""
+    cnn = _config(cfg_or_name).family == "cnn"
+    return torch.channels_last if precision == "bf16" and cnn else torch.contiguous_format
+
+
 def _build(cfg: DictConfig, num_classes: int) -> nn.Module:
     """Random-init architecture of ``cfg`` with ``num_classes`` outputs."""
     kwargs = OmegaConf.to_container(cfg.kwargs)

@@ -45,7 +45,8 @@ from omegaconf import DictConfig  # noqa: E402
 from baselines import create_explainer  # noqa: E402
 from benchmarks import zoo  # noqa: E402
 from benchmarks.metrics import summarize  # noqa: E402
-from benchmarks.run import cell_store, compose, dataset_for, method_options, model_config, resolve_device, \
+from benchmarks.provenance import resolve_device  # noqa: E402
+from benchmarks.run import cell_store, compose, dataset_for, method_options, model_config, \
     run_cell  # noqa: E402
 from scripts.table1 import TOP, split_overrides, table1_stores  # noqa: E402
 from scripts.tables import FAMILIES, METHODS, family_of, latest_cells  # noqa: E402

@@ -20,8 +20,8 @@ from torch.utils.data import DataLoader
 
 from benchmarks import zoo
 from benchmarks.data import collate
-from benchmarks.provenance import provenance
-from benchmarks.run import compose, dataset_for, model_config, resolve_device
+from benchmarks.provenance import provenance, resolve_device
+from benchmarks.run import compose, dataset_for, model_config
 from cluscam.selection import select_hyperparameters
 
 DEFAULT_KS = tuple(range(5, 101, 5))

@@ -40,8 +40,8 @@ from tqdm import tqdm
 from baselines import create_explainer
 from benchmarks import zoo
 from benchmarks.data import collate
-from benchmarks.provenance import provenance
-from benchmarks.run import cell_identity, compose, dataset_for, method_options, model_config, resolve_device
+from benchmarks.provenance import provenance, resolve_device
+from benchmarks.run import cell_identity, compose, dataset_for, method_options, model_config
 from benchmarks.store import CellStore
 from cluscam.cluscam import ClusCAM
 from cluscam.ops import normalize_upsampled

@@ -51,8 +51,8 @@ from tqdm import tqdm
 
 from benchmarks import zoo
 from benchmarks.data import RecordDataset, collate
-from benchmarks.provenance import provenance
-from benchmarks.run import compose, dataset_for, resolve_device
+from benchmarks.provenance import provenance, resolve_device
+from benchmarks.run import compose, dataset_for
 
 DATASET = "alzheimer"
 AUX_WEIGHT = 0.4  # weight of auxiliary heads (Inception-v3), as in PyTorch's transfer-learning tutorial

@@ -1,9 +1,12 @@
 """The runner: every method end to end on the synthetic set, resumption, and its errors."""
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from baselines import METHODS
 from benchmarks import run as runner
+from benchmarks.provenance import resolve_device
 from benchmarks.run import compose, run_cell
 
 STABLE = ["id", "status", "label", "pred", "p", "p_masked", "ad", "ic", "ag", "ep", "le", "n_boxes", "forward",
@@ -32,6 +35,23 @@ def test_vit_token_grouping(tmp_path):
                             "model.layer.path=blocks.-1", "model.layer.layout=tokens", "model.layer.prefix_tokens=1"),
                     progress=False)
     assert len(rows) == 6 and (rows["forward"] == 1 + 8).all()
+
+
+def test_bf16_runs_a_cnn_channels_last(tmp_path, monkeypatch):
+    layouts = []
+    real = runner.create_explainer
+
+    def spy(name, model, *args, **kwargs):
+        conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+        layouts.append(conv.weight.is_contiguous(memory_format=torch.channels_last))
+        return real(name, model, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "create_explainer", spy)
+    bf16 = run_cell(cfg_for(tmp_path / "bf16", "model=tiny_cnn", "method=gradcam", "run.precision=bf16"), progress=False)
+    fp32 = run_cell(cfg_for(tmp_path / "fp32", "model=tiny_cnn", "method=gradcam"), progress=False)
+    assert layouts == [True, False]
+    assert (bf16["status"] == "ok").all()
+    np.testing.assert_allclose(bf16["ep"], fp32["ep"], atol=0.05)  # the same maps up to bf16 rounding
 
 
 def test_interrupted_run_resumes_to_the_same_rows(tmp_path, monkeypatch):
@@ -87,7 +107,7 @@ def test_configuration_errors_are_clear(tmp_path):
     with pytest.raises(Exception, match="Could not find 'method/magic'"):
         compose(["method=magic"])
     with pytest.raises(ValueError, match="CUDA is not available"):
-        runner.resolve_device("cuda")
+        resolve_device("cuda")
 
 
 def test_excluded_ids_are_left_out(tmp_path):

@@ -1,6 +1,7 @@
-"""AG-CAM on torchvision's VisionTransformer (the benchmark's vit_b_16): the explicit attention
-reproduces nn.MultiheadAttention, the map equals a hand-written re-computation, a timm ViT with the
-same weights gives the same map, and the explainer invariants."""
+"""AG-CAM on timm's and torchvision's Vision Transformers (the benchmark's ViTs come from both): the
+explicit torchvision attention reproduces nn.MultiheadAttention, the map equals a hand-written
+re-computation of the whole network for each, a timm ViT and a torchvision ViT with the same
+weights give the same map, and the explainer invariants."""
 from __future__ import annotations
 
 import pytest
@@ -38,6 +39,12 @@ def tv_vit(seed: int = 0, layers: int = 2) -> torchvision.models.VisionTransform
     return randomize(model, seed)
 
 
+def timm_vit(seed: int = 0) -> TimmViT:
+    """A timm ViT of the same shape as :func:`tv_vit`."""
+    return randomize(TimmViT(img_size=32, patch_size=8, embed_dim=16, depth=2, num_heads=2, mlp_ratio=2.0,
+                             num_classes=5), seed)
+
+
 def timm_to_torchvision(src: TimmViT) -> torchvision.models.VisionTransformer:
     """A torchvision ViT with the weights of a timm ViT of the same shape (qkv and in_proj share the
     [q; k; v] x heads layout; both LayerNorms use eps 1e-6)."""
@@ -71,12 +78,46 @@ def finish(cam: torch.Tensor, size=(32, 32)) -> torch.Tensor:
     return (up - lo) / (up.amax((1, 2), keepdim=True) - lo)
 
 
-def reference(model: torchvision.models.VisionTransformer, x: torch.Tensor, targets: torch.Tensor,
-              detach: bool) -> torch.Tensor:
+def agcam_map(posts: list[torch.Tensor], pres: list[torch.Tensor]) -> torch.Tensor:
+    """Sum over blocks and heads of ReLU(dz_c/dA[cls, 1:]) * sigmoid(S[cls, 1:]), [B, 4, 4]."""
+    cam = sum((a.grad[:, :, 0, 1:].relu() * s[:, :, 0, 1:].sigmoid()).sum(1) for a, s in zip(posts, pres))
+    return cam.view(-1, 4, 4)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, scale: float, posts: list, pres: list) -> torch.Tensor:
+    """softmax(q k^T * scale), its scores and probabilities kept for :func:`agcam_map`."""
+    s = q @ k.transpose(-2, -1) * scale
+    a = s.softmax(-1)
+    a.retain_grad()
+    posts.append(a)
+    pres.append(s.detach())
+    return a
+
+
+def timm_reference(model: TimmViT, x: torch.Tensor, targets: torch.Tensor, detach: bool) -> torch.Tensor:
+    """AG-CAM on a whole timm ViT written out (norm1 output detached if ``detach``)."""
+    tok = model.norm_pre(model.patch_drop(model._pos_embed(model.patch_embed(x))))
+    posts, pres = [], []
+    for blk in model.blocks:
+        attn = blk.attn
+        y = blk.norm1(tok)
+        y = y.detach() if detach else y
+        b, n, c = y.shape
+        q, k, v = attn.qkv(y).reshape(b, n, 3, attn.num_heads, c // attn.num_heads).permute(2, 0, 3, 1, 4)
+        a = attention(q, k, attn.scale, posts, pres)
+        tok = tok + blk.ls1(attn.proj((a @ v).transpose(1, 2).reshape(b, n, c)))
+        tok = tok + blk.ls2(blk.mlp(blk.norm2(tok)))
+    logits = model.forward_head(model.norm(tok))
+    torch.testing.assert_close(logits, model(x), atol=1e-5, rtol=1e-5)  # the hand-written forward is the model's
+    logits.gather(1, targets[:, None]).sum().backward()
+    return agcam_map(posts, pres)
+
+
+def torchvision_reference(model: torchvision.models.VisionTransformer, x: torch.Tensor, targets: torch.Tensor,
+                          detach: bool) -> torch.Tensor:
     """AG-CAM on the whole torchvision ViT written out: patches, class token, position embedding,
     per block x += W_o softmax(q k^T / sqrt(d)) v (ln_1 output detached if ``detach``) and
-    x += MLP(ln_2(x)), final norm, head on the class token; then sum over blocks and heads of
-    ReLU(dz_c/dA[cls, 1:]) * sigmoid(S[cls, 1:]), [B, 4, 4]."""
+    x += MLP(ln_2(x)), final norm, head on the class token."""
     b = x.shape[0]
     tok = model.conv_proj(x).flatten(2).transpose(1, 2)
     tok = torch.cat([model.class_token.expand(b, -1, -1), tok], 1) + model.encoder.pos_embedding
@@ -90,18 +131,16 @@ def reference(model: torchvision.models.VisionTransformer, x: torch.Tensor, targ
         b_q, b_k, b_v = mha.in_proj_bias.split(e)
         split = lambda t: t.view(b, n, heads, e // heads).transpose(1, 2)  # noqa: E731
         q, k, v = split(y @ w_q.T + b_q), split(y @ w_k.T + b_k), split(y @ w_v.T + b_v)
-        s = q @ k.transpose(-2, -1) / (e // heads) ** 0.5
-        a = s.softmax(-1)
-        a.retain_grad()
-        posts.append(a)
-        pres.append(s.detach())
+        a = attention(q, k, (e // heads) ** -0.5, posts, pres)
         tok = tok + mha.out_proj((a @ v).transpose(1, 2).reshape(b, n, e))
         tok = tok + blk.mlp(blk.ln_2(tok))
     logits = model.heads(model.encoder.ln(tok)[:, 0])
     torch.testing.assert_close(logits, model(x), atol=1e-5, rtol=1e-5)  # the hand-written forward is the model's
     logits.gather(1, targets[:, None]).sum().backward()
-    cam = sum((a.grad[:, :, 0, 1:].relu() * s[:, :, 0, 1:].sigmoid()).sum(1) for a, s in zip(posts, pres))
-    return cam.view(b, 4, 4)
+    return agcam_map(posts, pres)
+
+
+FLAVOURS = {"timm": (timm_vit, TIMM_GRID, timm_reference), "torchvision": (tv_vit, TV_GRID, torchvision_reference)}
 
 
 # -- the explicit attention ----------------------------------------------------------------------------
@@ -118,11 +157,13 @@ def test_explicit_attention_reproduces_the_logits(images, detach):
 
 
 # -- the map against independent re-computations --------------------------------------------------------
+@pytest.mark.parametrize("flavour", FLAVOURS)
 @pytest.mark.parametrize("detach", [True, False])
-def test_matches_hand_written_vit(images, detach):
-    model = tv_vit()
+def test_matches_hand_written_vit(images, flavour, detach):
+    make, grid, reference = FLAVOURS[flavour]
+    model = make()
     targets = torch.tensor([2, 0, 4])
-    exp = AGCAM(model, TV_GRID, detach_attention_input=detach)
+    exp = AGCAM(model, grid, detach_attention_input=detach)
     ref = reference(model, images, targets, detach)
     with torch.enable_grad():
         raw = exp.saliency(exp.capture(images, targets))
@@ -131,16 +172,17 @@ def test_matches_hand_written_vit(images, detach):
     assert (exp.last_passes.forward, exp.last_passes.partial, exp.last_passes.backward) == (1, 0, 1)
 
 
-def test_detach_changes_the_map(images):
-    model = tv_vit()
-    kept = AGCAM(model, TV_GRID)(images)
-    full = AGCAM(model, TV_GRID, detach_attention_input=False)(images)
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_detach_changes_the_map(images, flavour):
+    make, grid, _ = FLAVOURS[flavour]
+    model = make()
+    kept = AGCAM(model, grid)(images)
+    full = AGCAM(model, grid, detach_attention_input=False)(images)
     assert (kept - full).abs().max() > 1e-3
 
 
 def test_timm_and_torchvision_agree(images):
-    src = randomize(TimmViT(img_size=32, patch_size=8, embed_dim=16, depth=2, num_heads=2, mlp_ratio=2.0,
-                            num_classes=5), seed=3)
+    src = timm_vit(seed=3)
     dst = timm_to_torchvision(src)
     with torch.no_grad():
         torch.testing.assert_close(dst(images), src(images), atol=1e-5, rtol=1e-5)
@@ -152,8 +194,10 @@ def test_timm_and_torchvision_agree(images):
 
 
 # -- invariants ---------------------------------------------------------------------------------------
-def test_shape_range_batch_equals_single(images):
-    exp = AGCAM(tv_vit(), TV_GRID)
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_shape_range_batch_equals_single(images, flavour):
+    make, grid, _ = FLAVOURS[flavour]
+    exp = AGCAM(make(), grid)
     out = exp(images)
     assert out.shape == (3, 32, 32) and out.min() >= 0 and out.max() <= 1
     assert torch.allclose(out.amax((1, 2)), torch.ones(3))
@@ -161,8 +205,10 @@ def test_shape_range_batch_equals_single(images):
     torch.testing.assert_close(out, singles, atol=1e-5, rtol=1e-5)
 
 
-def test_targets_change_the_map(images):
-    exp = AGCAM(tv_vit(), TV_GRID)
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_targets_change_the_map(images, flavour):
+    make, grid, _ = FLAVOURS[flavour]
+    exp = AGCAM(make(), grid)
     predicted = exp(images)
     pred = exp.model(images).argmax(1)
     other = exp(images, (pred + 1) % 5)
@@ -170,18 +216,21 @@ def test_targets_change_the_map(images):
     torch.testing.assert_close(exp(images, pred), predicted)
 
 
-def test_restores_the_model(images):
-    model = tv_vit()
-    with torch.no_grad():
-        before = model(images)
-    AGCAM(model, TV_GRID)(images)
-    assert all("forward" not in vars(m) for m in model.modules())
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_restores_the_model(images, flavour):
+    make, grid, _ = FLAVOURS[flavour]
+    model = make()
+    # what a reader may change: a patched forward (torchvision), the fused-attention switch (timm)
+    state = lambda: [(vars(m).get("forward"), getattr(m, "fused_attn", None)) for m in model.modules()]  # noqa: E731
+    before, logits = state(), model(images).detach()
+    AGCAM(model, grid)(images)
+    assert state() == before
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
     with torch.no_grad():
-        torch.testing.assert_close(model(images), before)
+        torch.testing.assert_close(model(images), logits)
     with pytest.raises(RuntimeError), attention_reader(model).reading(True):  # restored after an error too
         raise RuntimeError
-    assert all("forward" not in vars(m) for m in model.modules())
+    assert state() == before
 
 
 def test_registry_and_bf16(images):
@@ -189,6 +238,11 @@ def test_registry_and_bf16(images):
     assert isinstance(exp, AGCAM)
     out = exp(images)
     assert out.shape == (3, 32, 32) and torch.isfinite(out).all()
+
+
+def test_timm_prefix_tokens_must_be_one():
+    with pytest.raises(ValueError, match="prefix_tokens"):
+        AGCAM(timm_vit(), LayerSpec("blocks.-1.norm1", "tokens", 0))
 
 
 @pytest.mark.parametrize("model, path", [

@@ -1,0 +1,68 @@
+"""The performance benchmark end to end on the tiny models (CPU): every method is measured with the
+passes its algorithm costs, against the forward roofline, beside the reference implementations,
+and in bf16 with its map difference to fp32.  (Speeds themselves are not asserted.)"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from baselines import METHODS
+from benchmarks import perf
+
+CHANNELS = 32  # both tiny models hook a 32 x 8 x 8 layer for the masking methods
+K = 8  # their ClusCAM K
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> pd.DataFrame:
+    out = tmp_path_factory.mktemp("perf")
+    perf.main(["--models", "tiny_cnn", "tiny_vit", "--batch", "2", "--device", "cpu", "--bf16",
+               "--reference-images", "1", "--out", str(out), "--tag", "test run"])
+    files = list(out.iterdir())
+    assert len(files) == 1 and files[0].name.startswith("cpu-") and files[0].name.endswith("-test-run.csv")
+    return pd.read_csv(files[0])
+
+
+def ours(table: pd.DataFrame, model: str, precision: str = "fp32") -> pd.DataFrame:
+    rows = table[(table.model == model) & (table.impl == "ours") & (table.precision == precision)]
+    return rows.set_index("method")
+
+
+@pytest.mark.parametrize("model", ["tiny_cnn", "tiny_vit"])
+def test_every_method_is_measured_in_both_precisions(table, model):
+    expected = set(METHODS) - ({"agcam"} if model == "tiny_cnn" else set())  # AG-CAM needs a ViT
+    for precision in ("fp32", "bf16"):
+        rows = ours(table, model, precision)
+        assert set(rows.index) == expected
+        assert (rows.images_per_s > 0).all() and np.isfinite(rows.images_per_s).all()
+        assert (rows.chunk == 64).all()  # the CPU chunk
+    bf16 = ours(table, model, "bf16")
+    assert ((bf16.max_abs_diff_vs_fp32 >= 0) & (bf16.max_abs_diff_vs_fp32 <= 1)).all()  # maps lie in [0, 1]
+
+
+@pytest.mark.parametrize("model", ["tiny_cnn", "tiny_vit"])
+def test_passes_are_the_algorithms_costs(table, model):
+    rows = ours(table, model)
+    assert rows.passes["cluscam"] == 1 + K
+    assert rows.passes["scorecam"] == 1 + CHANNELS
+    assert rows.passes["ablationcam"] == 1 + CHANNELS  # the masked passes are partial ones
+    assert rows.passes["gradcam"] == rows.passes["gradcampp"] == 1 + 2  # a backward pass priced as two
+    assert 0 < rows.kmeans_fraction["cluscam"] < 1
+
+
+def test_roofline_fraction_is_passes_over_forward_throughput(table):
+    for model, rows in table.groupby("model"):
+        forward = rows[rows.method == "forward"].images_per_s.item()
+        np.testing.assert_allclose(rows.roofline_fraction, rows.passes * rows.images_per_s / forward, rtol=1e-9)
+
+
+@pytest.mark.parametrize("model", ["tiny_cnn", "tiny_vit"])
+def test_references_beside_ours(table, model):
+    rows = table[table.model == model]
+    assert len(rows[(rows.method == "cluscam") & (rows.impl == "author-style")]) == 1
+    for method in ("gradcam", "scorecam"):
+        lib = rows[(rows.method == method) & (rows.impl == "pytorch-grad-cam")]
+        mine = ours(table, model).loc[method]
+        assert lib.passes.item() == mine.passes
+        np.testing.assert_allclose(lib.ours_speedup.item(), mine.images_per_s / lib.images_per_s.item(), rtol=1e-9)
