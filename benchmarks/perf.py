@@ -4,7 +4,7 @@
 
 For each model (random weights; speed does not depend on them) on one device, in one run:
 * ``forward``: the model's own forward throughput (images/s) at the batch the masked passes use
-  (the chunk size), the roofline;
+  (the chunk size), the roofline (with ``--bf16`` also in bf16, the roofline of the bf16 rows);
 * every method of ours: images/s, passes per image, and the fraction of its roofline it reaches,
   roofline = forward throughput / (forward + partial + 2 x backward passes per image) (a partial
   pass is priced as a whole one, a backward pass as two forward ones);
@@ -67,9 +67,10 @@ def timed(fn: Callable[[], object], device: torch.device, repeats: int = 1,
 
 
 @torch.no_grad()
-def forward_throughput(model, x: torch.Tensor, repeats: int = 3) -> float:
-    """Images per second of the model's batched forward pass on ``x``."""
-    return x.shape[0] / timed(lambda: model(x), x.device, repeats)
+def forward_throughput(model, x: torch.Tensor, bf16: bool = False, repeats: int = 3) -> float:
+    """Images per second of the model's batched forward pass on ``x`` (under bf16 autocast if asked)."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        return x.shape[0] / timed(lambda: model(x), x.device, repeats)
 
 
 def kmeans_seconds(cam: ClusCAM, x: torch.Tensor) -> float:
@@ -106,17 +107,19 @@ def author_style_cluscam(model, layer, x: torch.Tensor, k: int, r: float, tau: f
     return torch.stack(out)
 
 
-def library_cam(name: str, model, layer, x: torch.Tensor) -> Callable[[], object]:
-    """pytorch-grad-cam 1.5.7's ``name`` (GradCAM or ScoreCAM) on the same layer, as a callable."""
+def library_seconds(name: str, model, layer, x: torch.Tensor) -> float:
+    """Seconds per image of pytorch-grad-cam 1.5.7's ``name`` (GradCAM or ScoreCAM) on the same layer
+    and inputs, after a warm-up on one image; its hooks are removed afterwards."""
     import pytorch_grad_cam as pgc
 
     reshape = None
     if layer.layout != "nchw":
         reshape = lambda a: layer.maps(a)  # noqa: E731  (drops prefix tokens, channels first)
-    cam = getattr(pgc, name)(model=model, target_layers=[layer.module(model)], reshape_transform=reshape)
-    if name == "ScoreCAM":
-        cam.batch_size = 128  # the mask chunk of REFERENCE.md's anchor figures
-    return lambda: cam(input_tensor=x, targets=None)
+    with getattr(pgc, name)(model=model, target_layers=[layer.module(model)], reshape_transform=reshape) as cam:
+        if name == "ScoreCAM":
+            cam.batch_size = 128  # the mask chunk of REFERENCE.md's anchor figures
+        return timed(lambda: cam(input_tensor=x, targets=None), x.device,
+                     warmup=lambda: cam(input_tensor=x[:1], targets=None)) / x.shape[0]
 
 
 def measure_model(name: str, methods: list[str], args, device: torch.device) -> list[dict]:
@@ -130,16 +133,22 @@ def measure_model(name: str, methods: list[str], args, device: torch.device) -> 
     # The roofline: forward throughput at the batch the masked passes run at (the chunk size).
     chunk = args.chunk if args.chunk != "auto" else auto_chunk_size(model, x[:1])
     roof = max(args.batch, chunk)
-    fwd = forward_throughput(model, x.repeat((roof + len(x) - 1) // len(x), 1, 1, 1)[:roof])
-    rows = [dict(model=name, method="forward", impl="torch", precision="fp32", images_per_s=fwd, passes=1.0,
-                 roofline_fraction=1.0, roofline_batch=roof)]
+    x_roof = x.repeat((roof + len(x) - 1) // len(x), 1, 1, 1)[:roof]
+    precisions = ["fp32", "bf16"] if args.bf16 else ["fp32"]
+    fwd = {}  # the roofline of each precision, bf16 in its memory format
+    for precision in precisions:
+        fwd[precision] = forward_throughput(model.to(memory_format=zoo.memory_format(cfg, precision)), x_roof,
+                                            bf16=precision == "bf16")
+    model = model.to(memory_format=torch.contiguous_format)
+    rows = [dict(model=name, method="forward", impl="torch", precision=precision, images_per_s=fwd[precision],
+                 passes=1.0, roofline_fraction=1.0, roofline_batch=roof) for precision in precisions]
     table3 = zoo.method_options(cfg, "cluscam")
     for method in methods:
         layer = zoo.layer_spec(cfg, method)
         if method == "agcam" and layer.layout != "tokens":
             continue
         opts = zoo.method_options(cfg, method)
-        for precision in (["fp32", "bf16"] if args.bf16 else ["fp32"]):
+        for precision in precisions:
             # Module.to(memory_format) converts the model in place: each explainer sets it before use
             cam = create_explainer(method, model.to(memory_format=zoo.memory_format(cfg, precision)), layer,
                                    chunk_size=args.chunk, precision=precision, **opts)
@@ -148,7 +157,7 @@ def measure_model(name: str, methods: list[str], args, device: torch.device) -> 
             p = cam.last_passes
             passes = p.forward + p.partial + 2 * p.backward
             row = dict(model=name, method=method, impl="ours", precision=precision, images_per_s=1 / seconds,
-                       passes=passes, roofline_fraction=passes / seconds / fwd, chunk=cam.chunk_size,
+                       passes=passes, roofline_fraction=passes / seconds / fwd[precision], chunk=cam.chunk_size,
                        peak_gib=peak_gib(device))
             if method == "cluscam":
                 row["kmeans_fraction"] = kmeans_seconds(cam, x) / seconds
@@ -165,16 +174,14 @@ def measure_model(name: str, methods: list[str], args, device: torch.device) -> 
             run = lambda m: author_style_cluscam(model, layer, x[:m], table3["k"], table3["r"], table3["tau"])  # noqa: E731
             sec = timed(lambda: run(n), device, warmup=lambda: run(1)) / n
             rows.append(dict(model=name, method="cluscam", impl="author-style", precision="fp32", images_per_s=1 / sec,
-                             passes=1 + table3["k"], roofline_fraction=(1 + table3["k"]) / sec / fwd))
+                             passes=1 + table3["k"], roofline_fraction=(1 + table3["k"]) / sec / fwd["fp32"]))
         for method, lib in (("gradcam", "GradCAM"), ("scorecam", "ScoreCAM")):
             if method not in methods:
                 continue
-            glayer = zoo.layer_spec(cfg, method)
-            batch = x if method == "gradcam" else x[:n]
-            sec = timed(library_cam(lib, model, glayer, batch), device, warmup=library_cam(lib, model, glayer, batch[:1])) / batch.shape[0]
+            sec = library_seconds(lib, model, zoo.layer_spec(cfg, method), x if method == "gradcam" else x[:n])
             ours = next(r for r in rows if r["method"] == method and r["impl"] == "ours" and r["precision"] == "fp32")
             rows.append(dict(model=name, method=method, impl="pytorch-grad-cam", precision="fp32", images_per_s=1 / sec,
-                             passes=ours["passes"], roofline_fraction=ours["passes"] / sec / fwd,
+                             passes=ours["passes"], roofline_fraction=ours["passes"] / sec / fwd["fp32"],
                              ours_speedup=ours["images_per_s"] * sec))
     for r in rows:
         r.update(batch=args.batch, size=f"{size[0]}x{size[1]}")

@@ -52,7 +52,8 @@ def test_passes_are_the_algorithms_costs(table, model):
 
 
 def test_roofline_fraction_is_passes_over_forward_throughput(table):
-    for model, rows in table.groupby("model"):
+    assert set(table.precision) == {"fp32", "bf16"}
+    for _, rows in table.groupby(["model", "precision"]):  # bf16 rows against the bf16 forward
         forward = rows[rows.method == "forward"].images_per_s.item()
         np.testing.assert_allclose(rows.roofline_fraction, rows.passes * rows.images_per_s / forward, rtol=1e-9)
 
