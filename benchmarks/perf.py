@@ -157,8 +157,8 @@ def measure_model(name: str, methods: list[str], args, device: torch.device) -> 
             p = cam.last_passes
             passes = p.forward + p.partial + 2 * p.backward
             row = dict(model=name, method=method, impl="ours", precision=precision, images_per_s=1 / seconds,
-                       passes=passes, roofline_fraction=passes / seconds / fwd[precision], chunk=cam.chunk_size,
-                       peak_gib=peak_gib(device))
+                       passes=passes, roofline_fraction=passes / seconds / fwd[precision], peak_gib=peak_gib(device),
+                       chunk=cam.chunk_size if isinstance(cam.chunk_size, int) else None)  # None: no masked passes
             if method == "cluscam":
                 row["kmeans_fraction"] = kmeans_seconds(cam, x) / seconds
             if precision == "bf16":
