@@ -2,7 +2,8 @@
 
     python -m benchmarks.perf --models resnet18 resnet50 vit_b_16 --batch 32 --bf16
 
-For each model (random weights; speed does not depend on them) on one device, in one run:
+For each model (random weights and noise inputs unless ``--pretrained`` / ``--inputs photos``; speed
+does not depend on them, the bf16 map differences do) on one device, in one run:
 * ``forward``: the model's own forward throughput (images/s) at the batch the masked passes use
   (the chunk size), the roofline (with ``--bf16`` also in bf16, the roofline of the bf16 rows);
 * every method of ours: images/s, passes per image, and the fraction of its roofline it reaches,
@@ -31,6 +32,7 @@ import torch.nn.functional as F
 
 from baselines import METHODS, create_explainer
 from benchmarks import zoo
+from benchmarks.data import PackagePhotos, Preprocess, collate
 from benchmarks.provenance import device_name, git_commit, resolve_device
 from cluscam import ClusCAM
 from cluscam.memory import auto_chunk_size
@@ -123,26 +125,38 @@ def library_seconds(name: str, model, layer, x: torch.Tensor) -> float:
                      warmup=lambda: cam(input_tensor=x[:1], targets=None)) / x.shape[0]
 
 
-def random_model(cfg, device: torch.device) -> torch.nn.Module:
-    """The model with random weights (seed 0).  Weight matrices its builder zero-initializes
-    (torchvision's ViT head) get N(0, 0.02) values: with them every logit, gradient and score
-    difference would vanish, and the maps (and OptiCAM's early stop) with them."""
+def bench_model(cfg, device: torch.device, pretrained: bool = False) -> torch.nn.Module:
+    """The model with its configured weights if ``pretrained``, else random ones (seed 0).  Random
+    weight matrices its builder zero-initializes (torchvision's ViT head) get N(0, 0.02) values:
+    with them every logit, gradient and score difference would vanish, and the maps (and OptiCAM's
+    early stop) with them."""
     torch.manual_seed(0)
-    model = zoo.create_model(cfg, pretrained=False, device=device)
+    model = zoo.create_model(cfg, pretrained=pretrained, device=device)
     with torch.no_grad():
         for p in model.parameters():
-            if p.dim() > 1 and not p.any():
+            if not pretrained and p.dim() > 1 and not p.any():
                 p.normal_(0, 0.02)
     return model
 
 
+def bench_inputs(cfg, kind: str, batch: int, size: tuple[int, int]) -> torch.Tensor:
+    """``batch`` inputs: N(0, 1) noise, or the five scikit-image photographs (repeated as needed)
+    through the model's input transform."""
+    if kind == "noise":
+        return torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(0))
+    inp = cfg.input
+    photos = PackagePhotos(Preprocess(size=size, mean=tuple(inp.mean), std=tuple(inp.std), mode=inp.resize),
+                           on_error="raise")
+    images = collate([photos[i] for i in range(len(photos))]).images
+    return images.repeat((batch + len(images) - 1) // len(images), 1, 1, 1)[:batch]
+
+
 def measure_model(name: str, methods: list[str], args, device: torch.device) -> list[dict]:
     cfg = zoo.model_config(name)
-    model = random_model(cfg, device)
+    model = bench_model(cfg, device, args.pretrained)
     # --size rescales CNN inputs; ViTs keep their configured size (position embeddings fix it).
     size = tuple(cfg.input.size) if args.size is None or cfg.family == "vit" else (args.size, args.size)
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(args.batch, 3, *size, generator=gen).to(device)
+    x = bench_inputs(cfg, args.inputs, args.batch, size).to(device)
     # The roofline: forward throughput at the batch the masked passes run at (the chunk size).
     chunk = args.chunk if args.chunk != "auto" else auto_chunk_size(model, x[:1])
     roof = max(args.batch, chunk)
@@ -198,7 +212,8 @@ def measure_model(name: str, methods: list[str], args, device: torch.device) -> 
                              passes=ours["passes"], roofline_fraction=ours["passes"] / sec / fwd["fp32"],
                              ours_speedup=ours["images_per_s"] * sec))
     for r in rows:
-        r.update(batch=args.batch, size=f"{size[0]}x{size[1]}")
+        r.update(batch=args.batch, size=f"{size[0]}x{size[1]}", weights="pretrained" if args.pretrained else "random",
+                 inputs=args.inputs)
     return rows
 
 
@@ -210,6 +225,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--size", type=int, default=None, help="square input side of CNNs (default: the model's)")
     parser.add_argument("--chunk", default="auto", help="images per masked forward pass, or auto")
     parser.add_argument("--bf16", action="store_true", help="also measure bf16 autocast / channels-last")
+    parser.add_argument("--pretrained", action="store_true",
+                        help="the models' configured weights (must be obtainable) instead of random ones")
+    parser.add_argument("--inputs", choices=["noise", "photos"], default="noise",
+                        help="N(0, 1) inputs, or the scikit-image photographs through the model's transform")
     parser.add_argument("--reference-images", type=int, default=2,
                         help="images for the author-style ClusCAM and pytorch-grad-cam ScoreCAM (0: skip them)")
     parser.add_argument("--device", default="auto", help="cuda, cpu, ... or auto (CUDA when available)")

@@ -54,8 +54,16 @@ def test_passes_are_the_algorithms_costs(table, model):
     assert 0 < rows.kmeans_fraction["cluscam"] < 1
 
 
+def test_photo_inputs_cycle_through_the_five_photographs():
+    x = perf.bench_inputs(zoo.model_config("tiny_cnn"), "photos", 7, (64, 64))
+    assert x.shape == (7, 3, 64, 64)
+    torch.testing.assert_close(x[5:], x[:2])
+    assert min((x[i] - x[j]).abs().max() for i in range(5) for j in range(i)) > 0.1  # five different images
+    assert -3 < x.mean() < 3 and x.std() > 0.3  # normalized pixels, not [0, 255]
+
+
 def test_no_weight_matrix_left_at_zero():
-    model = perf.random_model(zoo.model_config("vit_b_16"), torch.device("cpu"))
+    model = perf.bench_model(zoo.model_config("vit_b_16"), torch.device("cpu"))
     assert model.heads.head.weight.abs().sum() > 0  # torchvision zero-initializes the ViT head
     assert all(p.any() for p in model.parameters() if p.dim() > 1)
 
