@@ -219,7 +219,7 @@ class AGCAM(Explainer):
         store: dict[str, torch.Tensor] = {}
         with self.reader.reading(self.detach_attention_input) as rows, \
                 self.hooked(lambda out: store.__setitem__("act", out)):
-            logits = self.logits(images)
+            logits = self.logits(images, capture=True)
         if "act" not in store or len(rows.scores) != len(self.reader.modules):
             raise RuntimeError(
                 f"layer {self.layer.path!r} or some attention modules were not called once in the forward pass"

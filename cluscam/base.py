@@ -145,15 +145,19 @@ class Explainer(ABC):
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def forward_precision(self):
-        """The autocast context of the model's forward passes (bf16 when asked; everything else,
-        clustering and map arithmetic included, stays in float32)."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+    def forward_precision(self, capture: bool = False):
+        """The autocast context of the model's forward passes: bf16 when asked, except for the
+        capture pass of a method without gradients.  Such a method builds its maps from the captured
+        activations and spends its time in the extra passes that score them: the capture stays
+        float32, so that e.g. ClusCAM's partition is exactly the fp32 one and only the scores see
+        bf16.  Everything else, clustering and map arithmetic included, stays in float32."""
+        bf16 = self.precision == "bf16" and (self.uses_gradients or not capture)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """A counted whole-model forward pass."""
+    def logits(self, x: torch.Tensor, capture: bool = False) -> torch.Tensor:
+        """A counted whole-model forward pass (``capture``: the pass that captures the layer)."""
         self._passes.forward += x.shape[0]
-        with self.forward_precision():
+        with self.forward_precision(capture):
             return as_logits(self.model(x))
 
     @contextmanager
@@ -198,7 +202,7 @@ class Explainer(ABC):
         if self.uses_gradients:
             images = images.detach().requires_grad_(True)
         with self.hooked(lambda out: store.__setitem__("act", out)):
-            logits = self.logits(images)
+            logits = self.logits(images, capture=True)
         if "act" not in store:
             raise RuntimeError(f"layer {self.layer.path!r} was not called in the model's forward pass")
         act = store["act"]

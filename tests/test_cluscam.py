@@ -257,7 +257,7 @@ def test_logit_weighting_and_clustering_phase():
             ClusCAM(small_cnn(), "6", **bad)
 
 
-def test_bf16_forward_passes_keep_the_method_in_float32():
+def test_bf16_scores_the_fp32_partition():
     model = small_cnn(5)
     x = torch.randn(2, 3, 32, 32)
     cam = ClusCAM(model, "6", k=6, precision="bf16")
@@ -266,8 +266,20 @@ def test_bf16_forward_passes_keep_the_method_in_float32():
     _, meta = cam.group_scores(x)
     sal = cam(x)
     handle.remove()
-    assert seen and all(seen)  # every forward pass ran under autocast
+    assert seen == [False, True] * 2  # the capture pass in float32, the masked passes (one chunk) in bf16
     assert meta.maps.dtype == torch.float32 and sal.dtype == torch.float32
+    torch.testing.assert_close(meta.maps, ClusCAM(model, "6", k=6).group_scores(x)[1].maps)  # the fp32 partition
     assert float(sal.min()) >= 0 and float(sal.max()) == 1 and cam.last_passes.forward == 7
     with pytest.raises(ValueError, match="precision"):
         ClusCAM(model, "6", precision="fp16")
+
+
+def test_bf16_gradient_method_captures_in_bf16():
+    from baselines.gradcam import GradCAM
+
+    model = small_cnn(5)
+    seen = []
+    handle = model[0].register_forward_pre_hook(lambda m, i: seen.append(torch.is_autocast_enabled("cpu")))
+    GradCAM(model, "6", precision="bf16")(torch.randn(2, 3, 32, 32))
+    handle.remove()
+    assert seen == [True]  # its one pass is all its cost
