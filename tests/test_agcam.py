@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 import torchvision
 from timm.models.vision_transformer import VisionTransformer as TimmViT
 from torch import nn
@@ -64,18 +63,6 @@ def timm_to_torchvision(src: TimmViT) -> torchvision.models.VisionTransformer:
         state[names[prefix] + key[len(prefix):]] = value
     dst.load_state_dict(state)  # strict: every parameter of both models mapped
     return dst.eval()
-
-
-@pytest.fixture(scope="module")
-def images() -> torch.Tensor:
-    return torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-
-
-def finish(cam: torch.Tensor, size=(32, 32)) -> torch.Tensor:
-    """The base's post-processing written out: bilinear upsampling, per-map min-max."""
-    up = F.interpolate(cam[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
-    lo = up.amin((1, 2), keepdim=True)
-    return (up - lo) / (up.amax((1, 2), keepdim=True) - lo)
 
 
 def agcam_map(posts: list[torch.Tensor], pres: list[torch.Tensor]) -> torch.Tensor:
@@ -159,7 +146,7 @@ def test_explicit_attention_reproduces_the_logits(images, detach):
 # -- the map against independent re-computations --------------------------------------------------------
 @pytest.mark.parametrize("flavour", FLAVOURS)
 @pytest.mark.parametrize("detach", [True, False])
-def test_matches_hand_written_vit(images, flavour, detach):
+def test_matches_hand_written_vit(images, flavour, detach, finish):
     make, grid, reference = FLAVOURS[flavour]
     model = make()
     targets = torch.tensor([2, 0, 4])

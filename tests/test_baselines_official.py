@@ -128,18 +128,6 @@ def cnn() -> SmallCNN:
     return randomize_bn(SmallCNN())
 
 
-@pytest.fixture(scope="module")
-def images() -> torch.Tensor:
-    return torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-
-
-def finish(cam: torch.Tensor, size=(32, 32)) -> torch.Tensor:
-    """The base's post-processing written out: bilinear upsampling, per-map min-max."""
-    up = F.interpolate(cam[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
-    lo = up.amin((1, 2), keepdim=True)
-    return (up - lo) / (up.amax((1, 2), keepdim=True) - lo)
-
-
 def mask_grid(i: int, j: int, h: int, w: int, gaussian: bool) -> torch.Tensor:
     """The official masks, cell by cell: one-hot of (i, j) or the 3x3 Gaussian around it, cut at borders."""
     m = torch.zeros(h, w)
@@ -156,7 +144,7 @@ def mask_grid(i: int, j: int, h: int, w: int, gaussian: bool) -> torch.Tensor:
 # -- ReciproCAM ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kernel", ["onehot", "gaussian"])
 @pytest.mark.parametrize("chunk_size", [5, 64])
-def test_reciprocam_matches_loop_over_positions(cnn, images, kernel, chunk_size):
+def test_reciprocam_matches_loop_over_positions(cnn, images, kernel, chunk_size, finish):
     targets = torch.tensor([0, 3, 4])
     with torch.no_grad():
         feats = cnn.features(images)
@@ -186,7 +174,7 @@ def test_reciprocam_known_cell_decides():
     assert sal1[0, cy, cx] == pytest.approx(0.0, abs=0.05) and sal1[0, 28, 4] == pytest.approx(1.0, abs=1e-6)
 
 
-def test_reciprocam_residual_inner_layer_needs_expand_at():
+def test_reciprocam_residual_inner_layer_needs_expand_at(finish):
     torch.manual_seed(2)
     model = randomize_bn(ResCNN())
     x = torch.randn(2, 3, 32, 32)
@@ -210,7 +198,7 @@ def test_reciprocam_residual_inner_layer_needs_expand_at():
 
 
 @pytest.mark.parametrize("gaussian", [True, False])
-def test_vit_reciprocam_matches_manual_official(images, gaussian):
+def test_vit_reciprocam_matches_manual_official(images, gaussian, finish):
     model = tiny_vit()
     exp = ReciproCAM(model, VIT_RECIPRO, expand_at="blocks.-2", kernel="gaussian" if gaussian else "onehot",
                      chunk_size=7)  # one image's 16 copies in passes of 7, 7 and 2
