@@ -28,7 +28,6 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from baselines import METHODS, create_explainer
 from benchmarks import zoo
@@ -36,7 +35,7 @@ from benchmarks.data import PackagePhotos, Preprocess, collate
 from benchmarks.provenance import device_name, git_commit, resolve_device
 from cluscam import ClusCAM
 from cluscam.memory import auto_chunk_size
-from cluscam.ops import minmax
+from cluscam.ops import minmax, upsample
 
 TF32 = False  # the anchors in REFERENCE.md are fp32 without TF32
 
@@ -97,8 +96,7 @@ def author_style_cluscam(model, layer, x: torch.Tensor, k: int, r: float, tau: f
                 logits = model(img[None])
             c = int(logits.argmax())
             maps = layer.maps(store["a"])[0].float()
-            up = F.interpolate(maps[:, None], size=img.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-            up = minmax(up, constant="keep").flatten(1).cpu().numpy()
+            up = minmax(upsample(maps, img.shape[-2:]), constant="keep").flatten(1).cpu().numpy()
             km = KMeans(n_clusters=k, init="k-means++", random_state=0).fit(up)
             meta = torch.from_numpy(km.cluster_centers_).to(img).view(k, *img.shape[-2:])
             with torch.no_grad():
@@ -132,11 +130,17 @@ def bench_model(cfg, device: torch.device, pretrained: bool = False) -> torch.nn
     early stop) with them."""
     torch.manual_seed(0)
     model = zoo.create_model(cfg, pretrained=pretrained, device=device)
-    with torch.no_grad():
-        for p in model.parameters():
-            if not pretrained and p.dim() > 1 and not p.any():
-                p.normal_(0, 0.02)
+    if not pretrained:
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.dim() > 1 and not p.any():
+                    p.normal_(0, 0.02)
     return model
+
+
+def cycled(x: torch.Tensor, n: int) -> torch.Tensor:
+    """The first ``n`` items of ``x`` repeated as often as needed."""
+    return x.repeat((n + len(x) - 1) // len(x), *[1] * (x.dim() - 1))[:n]
 
 
 def bench_inputs(cfg, kind: str, batch: int, size: tuple[int, int]) -> torch.Tensor:
@@ -147,8 +151,7 @@ def bench_inputs(cfg, kind: str, batch: int, size: tuple[int, int]) -> torch.Ten
     inp = cfg.input
     photos = PackagePhotos(Preprocess(size=size, mean=tuple(inp.mean), std=tuple(inp.std), mode=inp.resize),
                            on_error="raise")
-    images = collate([photos[i] for i in range(len(photos))]).images
-    return images.repeat((batch + len(images) - 1) // len(images), 1, 1, 1)[:batch]
+    return cycled(collate([photos[i] for i in range(len(photos))]).images, batch)
 
 
 def measure_model(name: str, methods: list[str], args, device: torch.device) -> list[dict]:
@@ -160,11 +163,10 @@ def measure_model(name: str, methods: list[str], args, device: torch.device) -> 
     # The roofline: forward throughput at the batch the masked passes run at (the chunk size).
     chunk = args.chunk if args.chunk != "auto" else auto_chunk_size(model, x[:1])
     roof = max(args.batch, chunk)
-    x_roof = x.repeat((roof + len(x) - 1) // len(x), 1, 1, 1)[:roof]
     precisions = ["fp32", "bf16"] if args.bf16 else ["fp32"]
     fwd = {}  # the roofline of each precision, bf16 in its memory format
     for precision in precisions:
-        fwd[precision] = forward_throughput(model.to(memory_format=zoo.memory_format(cfg, precision)), x_roof,
+        fwd[precision] = forward_throughput(model.to(memory_format=zoo.memory_format(cfg, precision)), cycled(x, roof),
                                             bf16=precision == "bf16")
     model = model.to(memory_format=torch.contiguous_format)
     rows = [dict(model=name, method="forward", impl="torch", precision=precision, images_per_s=fwd[precision],
@@ -175,12 +177,13 @@ def measure_model(name: str, methods: list[str], args, device: torch.device) -> 
         if method == "agcam" and layer.layout != "tokens":
             continue
         opts = zoo.method_options(cfg, method)
+        maps = {}  # each precision's maps of the timed call; fp32's are the bf16 reference
         for precision in precisions:
             # Module.to(memory_format) converts the model in place: each explainer sets it before use
             cam = create_explainer(method, model.to(memory_format=zoo.memory_format(cfg, precision)), layer,
                                    chunk_size=args.chunk, precision=precision, **opts)
             peak_gib(device, reset=True)
-            seconds = timed(lambda: cam(x), device, warmup=lambda: cam(x[:1])) / x.shape[0]
+            seconds = timed(lambda: maps.__setitem__(precision, cam(x)), device, warmup=lambda: cam(x[:1])) / len(x)
             p = cam.last_passes
             passes = p.forward + p.partial + 2 * p.backward
             row = dict(model=name, method=method, impl="ours", precision=precision, images_per_s=1 / seconds,
@@ -189,12 +192,10 @@ def measure_model(name: str, methods: list[str], args, device: torch.device) -> 
             if method == "cluscam":
                 row["kmeans_fraction"] = kmeans_seconds(cam, x) / seconds
             if precision == "bf16":
-                low = cam(x)
-                ref = create_explainer(method, model.to(memory_format=torch.contiguous_format), layer,
-                                       chunk_size=args.chunk, **opts)(x)
-                diff = (low - ref).abs()
+                diff = (maps["bf16"] - maps["fp32"]).abs()
                 row["max_abs_diff_vs_fp32"], row["mean_abs_diff_vs_fp32"] = float(diff.max()), float(diff.mean())
             rows.append(row)
+    model = model.to(memory_format=torch.contiguous_format)  # the references run on the fp32 layout
     n = min(args.reference_images, x.shape[0])
     if n:
         layer = zoo.layer_spec(cfg, "cluscam")

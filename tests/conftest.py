@@ -24,3 +24,30 @@ def _finish(cam: torch.Tensor, size=(32, 32)) -> torch.Tensor:
 def finish() -> Callable[[torch.Tensor], torch.Tensor]:
     """The explainers' post-processing written out: bilinear upsampling, per-map min-max."""
     return _finish
+
+
+class Invariants:
+    """Checks every explainer must pass on ``images`` (3 x 32 x 32, models of 5 classes)."""
+
+    @staticmethod
+    def batch(exp, images: torch.Tensor, tol: float) -> None:
+        """Maps of the input's size in [0, 1] with maximum 1; a batch gives each image's map alone."""
+        out = exp(images)
+        assert out.shape == (3, 32, 32) and out.min() >= 0 and out.max() <= 1
+        assert torch.allclose(out.amax((1, 2)), torch.ones(3))
+        singles = torch.cat([exp(images[b:b + 1]) for b in range(3)])
+        torch.testing.assert_close(out, singles, atol=tol, rtol=tol)
+
+    @staticmethod
+    def targets(exp, images: torch.Tensor) -> None:
+        """Another class gives another map; the predicted class is the default target."""
+        predicted = exp(images)
+        pred = exp.model(images).argmax(1)
+        other = exp(images, (pred + 1) % 5)
+        assert (predicted - other).abs().amax((1, 2)).min() > 1e-3
+        torch.testing.assert_close(exp(images, pred), predicted)
+
+
+@pytest.fixture
+def invariants() -> type[Invariants]:
+    return Invariants
