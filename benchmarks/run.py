@@ -70,6 +70,7 @@ def model_config(cfg: DictConfig) -> DictConfig:
 
 
 def dataset_for(cfg: DictConfig):
+    """The cell's images: the dataset's range ``run.start`` / ``run.n_images`` less ``dataset.exclude``."""
     d = cfg.dataset
     pre = Preprocess(size=tuple(cfg.model.input.size), mean=tuple(cfg.model.input.mean),
                      std=tuple(cfg.model.input.std), mode=cfg.model.input.resize)
@@ -81,7 +82,10 @@ def dataset_for(cfg: DictConfig):
             raise ValueError(f"dataset.root is not set for {d.name}: {DATASET_HELP[d.name]}")
         first = {"ilsvrc": "root", "alzheimer": "source"}[d.name]
         opts[first] = str(d.root)
-    return build_dataset(d.name, preprocess=pre, start=start, stop=stop, **opts)
+    dataset = build_dataset(d.name, preprocess=pre, start=start, stop=stop, **opts)
+    excluded = excluded_ids(d.get("exclude"))
+    dataset.records = [rec for rec in dataset.records if rec.id not in excluded]
+    return dataset
 
 
 def excluded_ids(path: str | None) -> set[str]:
@@ -110,11 +114,9 @@ def run_cell(cfg: DictConfig, progress: bool = True) -> pd.DataFrame:
     model_cfg = model_config(cfg)
     options = method_options(cfg)
     dataset = dataset_for(cfg)
-    excluded = excluded_ids(cfg.dataset.get("exclude"))
-    ids = [i for i in dataset.ids if i not in excluded]
     store = _store(cfg, model_cfg, options)
     done = store.done_ids()
-    todo = [i for i, id_ in enumerate(dataset.ids) if id_ not in done and id_ not in excluded]
+    todo = [i for i, id_ in enumerate(dataset.ids) if id_ not in done]
     if todo:
         store.open(provenance(device))
         torch.manual_seed(int(cfg.run.seed))  # random-init models are the same in every session
@@ -128,7 +130,7 @@ def run_cell(cfg: DictConfig, progress: bool = True) -> pd.DataFrame:
             rows, maps = evaluate_batch(explainer, model, batch, device, cfg, model_cfg)
             store.write_part(rows, maps if cfg.run.save_maps else None)
     rows = store.finish()
-    return rows[rows["id"].isin(set(ids))].reset_index(drop=True)
+    return rows[rows["id"].isin(set(dataset.ids))].reset_index(drop=True)
 
 
 def cell_store(cfg: DictConfig) -> CellStore:

@@ -128,7 +128,7 @@ class Explainer(ABC):
         with torch.set_grad_enabled(self.uses_gradients):
             cap = self.capture(images, targets)
             raw = self.saliency(cap)
-        out = minmax(upsample(raw.detach().float(), cap.size), constant="zero")
+        out = self.finish(raw, cap.size)
         b = images.shape[0]
         self.last_passes = PassCount(self._passes.forward / b, self._passes.partial / b, self._passes.backward / b)
         self.last_phases = {name: sec / b for name, sec in self.last_phases.items()}
@@ -139,6 +139,11 @@ class Explainer(ABC):
     @abstractmethod
     def saliency(self, cap: Capture) -> torch.Tensor:
         """The method's raw map [B, h, w] at any resolution; the base upsamples and min-maxes it."""
+
+    @staticmethod
+    def finish(raw: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """The final map [B, H, W] of a raw one: upsampled to the input size, min-maxed."""
+        return minmax(upsample(raw.detach().float(), size), constant="zero")
 
     # -- machinery for subclasses -------------------------------------------------------------------
     @property

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from .base import Capture, Explainer
 from .kmeans import kmeans
-from .ops import normalize_upsampled, upsampling_metric_root
+from .ops import descending_rank, normalize_upsampled, upsampling_metric_root
 
 Grouping = Literal["channels", "tokens"]
 Metric = Literal["upsampled", "lowres"]
@@ -177,15 +177,17 @@ class ClusCAM(Explainer):
         s = scores.float().masked_fill(~valid, -math.inf)
         n_valid = valid.sum(1)
         n_keep = n_valid - torch.floor(self.r * n_valid.double()).long()
-        order = torch.sort(s, dim=1, descending=True, stable=True).indices
-        rank = torch.empty_like(order).scatter_(1, order, torch.arange(s.shape[1], device=s.device).expand_as(order))
-        kept = (rank < n_keep.unsqueeze(1)) & valid
+        kept = (descending_rank(s) < n_keep.unsqueeze(1)) & valid
         return torch.softmax((s / self.tau).masked_fill(~kept, -math.inf), dim=1)
 
     # -- Alg. 1 lines 15-16 ----------------------------------------------------------------------------
     def saliency(self, cap: Capture) -> torch.Tensor:
         with self.phase("clustering"):
             meta = self.meta_representations(cap)
-        alpha = self.weights(self.scores(cap, meta), meta.valid)
+        return self.combine(self.scores(cap, meta), meta)
+
+    def combine(self, scores: torch.Tensor, meta: MetaRepresentations) -> torch.Tensor:
+        """The raw map [B, h, w] from the groups' scores: weights (Eq. 6), weighted sum (Eq. 7)."""
+        alpha = self.weights(scores, meta.valid)
         sal = torch.einsum("bk,bkhw->bhw", alpha, meta.maps)  # Eq. 7 (Upsample is linear)
         return sal.relu() if self.final_relu else sal

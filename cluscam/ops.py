@@ -118,3 +118,9 @@ def mask_input(images: torch.Tensor, masks: torch.Tensor, baseline: torch.Tensor
     if baseline is not None:
         out = out + (1 - m) * baseline
     return out
+
+
+def descending_rank(scores: torch.Tensor) -> torch.Tensor:
+    """Rank [B, K] of each score in its row, 0 for the largest; ties rank the lower index first."""
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices
+    return torch.empty_like(order).scatter_(1, order, torch.arange(scores.shape[1], device=scores.device).expand_as(order))

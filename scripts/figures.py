@@ -207,11 +207,13 @@ def temperature_maps(cfg: DictConfig, images: torch.Tensor, taus: Sequence[float
     torch.manual_seed(int(cfg.run.seed))  # random-init models as in the runner
     model = zoo.create_model(model_cfg, device=device)
     layer, opts = zoo.layer_spec(model_cfg, "cluscam"), method_options(cfg)
-    images = images.to(device)
-    with torch.no_grad():
-        targets = model(images).argmax(1)
-    cams = [create_explainer("cluscam", model, layer, **{**opts, "tau": float(t)}) for t in taus]
-    return np.stack([cam(images, targets).cpu().numpy() for cam in cams])
+    cam = create_explainer("cluscam", model, layer, **opts)
+    scores, meta = cam.group_scores(images)  # tau changes only the weights: group and score once
+    maps = []
+    for t in taus:
+        cam.tau = float(t)
+        maps.append(cam.finish(cam.combine(scores, meta), tuple(images.shape[-2:])).cpu().numpy())
+    return np.stack(maps)
 
 
 def fig8(images: np.ndarray, maps: np.ndarray, taus: Sequence[float], path: str | Path,

@@ -44,7 +44,7 @@ from benchmarks.provenance import provenance, resolve_device
 from benchmarks.run import cell_identity, compose, dataset_for, method_options, model_config
 from benchmarks.store import CellStore
 from cluscam.cluscam import ClusCAM
-from cluscam.ops import normalize_upsampled
+from cluscam.ops import descending_rank, normalize_upsampled
 from scripts.tables import DASH, MODELS, Block, Table, render_latex, render_markdown, tex
 
 TOP = 10  # Fig. 2 and Table 1: the top 10 groups by s_j
@@ -77,7 +77,8 @@ def member_maps(cam: ClusCAM, cap) -> torch.Tensor:
 def member_shifts(cam: ClusCAM, images: torch.Tensor, targets=None) -> GroupShifts:
     """s_j of each group (ClusCAM.group_scores) and each member's own logit change."""
     cap = cam.capture(images.to(cam.device), targets)
-    s_meta, meta = cam.group_scores(cap.images, cap.targets)
+    meta = cam.meta_representations(cap)
+    s_meta = cam.scores(cap, meta)
     base = cap.logits.gather(1, cap.targets[:, None]).float()
     s_members = cam.masked_target_logits(cap.images, member_maps(cam, cap), cap.targets) - base
     return GroupShifts(cap.targets, s_meta.float(), meta.labels, s_members.float())
@@ -92,8 +93,7 @@ def shift_tables(ids: Sequence[str], labels: Sequence[int], res: GroupShifts) ->
     sums = torch.zeros(b, k, device=res.s_meta.device).scatter_add_(1, index, res.s_members * member)
     sizes = torch.zeros(b, k, device=res.s_meta.device).scatter_add_(1, index, member)
     valid = sizes > 0
-    order = torch.sort(res.s_meta.masked_fill(~valid, -math.inf), dim=1, descending=True, stable=True).indices
-    rank = torch.empty_like(order).scatter_(1, order, torch.arange(k, device=order.device).expand(b, k))
+    rank = descending_rank(res.s_meta.masked_fill(~valid, -math.inf))
     keep = valid.cpu().numpy().ravel()
     ids, labels = np.asarray(ids, dtype=object), np.asarray(labels)
     flat = lambda t: t.cpu().numpy().ravel()  # noqa: E731

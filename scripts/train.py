@@ -147,11 +147,11 @@ def class_counts(subset: Subset) -> dict[str, int]:
 
 
 # -- model, augmentation, optimization ----------------------------------------------------------
-def initial_model(cfg: DictConfig) -> tuple[nn.Module, DictConfig, str]:
+def initial_model(cfg: DictConfig, device: torch.device | None = None) -> tuple[nn.Module, DictConfig, str]:
     """The model with the dataset's classes, its config and where its weights came from."""
     model_cfg = OmegaConf.merge(cfg.model, {"num_classes": int(cfg.dataset.num_classes)})
     torch.manual_seed(int(cfg.run.seed))
-    model = zoo.create_model(model_cfg)
+    model = zoo.create_model(model_cfg, device=device)
     if model_cfg.checkpoint is not None:
         init = f"checkpoint {model_cfg.checkpoint}"
     else:
@@ -252,8 +252,7 @@ def train(cfg: DictConfig, opts: TrainOptions, command: str = "") -> tuple[nn.Mo
     device = resolve_device(cfg.run.device)
     seed, workers, precision = int(cfg.run.seed), int(cfg.run.workers), str(cfg.run.precision)
     splits = make_splits(cfg, opts)
-    model, model_cfg, init = initial_model(cfg)
-    model.to(device)
+    model, model_cfg, init = initial_model(cfg, device)
     shuffle = torch.Generator().manual_seed(seed)
     loaders = {name: DataLoader(subset, batch_size=opts.batch_size, shuffle=name == "train", generator=shuffle,
                                 drop_last=name == "train" and len(subset) > opts.batch_size, collate_fn=collate,
@@ -287,7 +286,6 @@ def train(cfg: DictConfig, opts: TrainOptions, command: str = "") -> tuple[nn.Mo
     te = run_epoch(model, loaders["test"], device, precision, "test", opts.progress)
     skipped.update(te.skipped)
     test = te.result()
-    model.eval()
 
     opts.out.mkdir(parents=True, exist_ok=True)
     stem = opts.out / f"{model_cfg.name}_{cfg.dataset.name}"
@@ -302,8 +300,7 @@ def train(cfg: DictConfig, opts: TrainOptions, command: str = "") -> tuple[nn.Mo
         "options": {**asdict(opts), "out": str(opts.out)},
         "config": {"model": OmegaConf.to_container(model_cfg, resolve=True),
                    "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
-                   "run": {k: OmegaConf.to_container(cfg.run, resolve=True)[k]
-                           for k in ("device", "seed", "workers", "precision")}},
+                   "run": {k: cfg.run[k] for k in ("device", "seed", "workers", "precision")}},
         "seconds": time.perf_counter() - start, "provenance": provenance(device),
     }
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
