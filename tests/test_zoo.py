@@ -28,7 +28,8 @@ EXPECTED_MAPS = {
     "resnet50": {"layer4": (2048, 7, 7)},
     "resnet101": {"layer4": (2048, 7, 7)},
     "efficientnet_b0": {"features.-1": (1280, 7, 7)},
-    "efficientnet_lite0": {"bn2": (1280, 7, 7)},
+    "efficientnet_lite0": {"bn2": (1280, 7, 7)}, "efficientnet_lite1": {"bn2": (1280, 8, 8)},
+    "efficientnet_lite2": {"bn2": (1280, 9, 9)},
     "inception_v3": {"Mixed_7c": (2048, 8, 8)},
     "vit_b_16": {"conv_proj": (768, 14, 14), "encoder.layers.-1.ln_1": (768, 14, 14),
                  "encoder.layers.-2.ln_1": (768, 14, 14)},
@@ -44,12 +45,13 @@ EXPECTED_MAPS = {
     "tiny_vit": {"patch_embed.proj": (32, 8, 8), "blocks.-1.norm1": (32, 8, 8), "blocks.-2.norm1": (32, 8, 8)},
 }
 # Table 2's families: the paper's CNNs; every other model is a ViT.
-CNNS = {"resnet18", "resnet34", "resnet50", "resnet101", "efficientnet_b0", "efficientnet_lite0", "inception_v3",
+CNNS = {"resnet18", "resnet34", "resnet50", "resnet101", "efficientnet_b0", "efficientnet_lite0", "efficientnet_lite1",
+        "efficientnet_lite2", "inception_v3",
         "tiny_cnn"}
 # Table 3's row labels -> the zoo's models (Lite0 takes the EfficientNet row).
 PAPER_ROWS = {
     "ResNet-18": ["resnet18"], "ResNet-34": ["resnet34"], "ResNet-50": ["resnet50"], "ResNet-101": ["resnet101"],
-    "EfficientNet": ["efficientnet_b0", "efficientnet_lite0"], "InceptionV3": ["inception_v3"],
+    "EfficientNet": ["efficientnet_b0", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"], "InceptionV3": ["inception_v3"],
     "ViT-B": ["vit_b_16"], "Swin-B": ["swin_b"], "LeViT-192": ["levit_192"], "LeViT-256": ["levit_256"],
     "CaiT-XXS-24": ["cait_xxs24"], "PVTv2": ["pvt_v2"],
 }
@@ -235,8 +237,9 @@ def test_reciprocam_options_on_pvt_v2():
 
 
 @pytest.mark.skipif(not ILSVRC.exists(), reason="shared ILSVRC subset not available")
-def test_efficientnet_lite0_real_weights():
-    cfg = zoo.model_config("efficientnet_lite0")
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
+def test_efficientnet_lite_real_weights(name):
+    cfg = zoo.model_config(name)
     model = zoo.create_model(cfg)
     # The first 200 images through the project's own loader (labels, preprocessing) and the
     # package weights: a wrong label order, transform or weight pairing would fall far short.
