@@ -19,8 +19,9 @@ CNNS ?= resnet18,resnet34,resnet50,resnet101,efficientnet_b0,inception_v3
 VITS ?= vit_b_16,swin_b,levit_192,levit_256,cait_xxs24,pvt_v2
 MODELS ?= $(CNNS),$(VITS)
 METHODS ?= gradcam,gradcampp,scorecam,ablationcam,reciprocam,opticam,shapleycam,cluscam
-# Alzheimer: one fine-tuned checkpoint per model, $(ALZ_CKPT)/<model>_alzheimer.pth (scripts/train.py).
-ALZ_CKPT ?= checkpoints
+# Alzheimer: one fine-tuned checkpoint per model, $(ALZ_CKPT)/<model>_alzheimer.pth (scripts/train.py);
+# the committed ones (results/checkpoints/README.md) by default.
+ALZ_CKPT ?= results/checkpoints
 RUN := $(PY) -m benchmarks.run -m run.out_dir=$(RUNS) run.device=$(DEVICE) run.batch_size=$(BATCH) run.n_images=$(N)
 
 .PHONY: install test demo smoke bench bench-memory tables figures table1 table2 table3 table4 table5 table6 table7 table8 table9 \

@@ -15,15 +15,18 @@ LIBRARIES = ("torch", "torchvision", "timm", "scikit-learn", "numpy", "grad-cam"
 
 
 def git_commit() -> str:
-    """The checkout's commit, with ``+dirty`` when tracked files differ from it; in a copy of the tree
-    without git (e.g. on a remote GPU machine) the commit named by ``$CLUSCAM_COMMIT``, else "unknown"."""
+    """The commit named by ``$CLUSCAM_COMMIT`` when set (a copy of the tree on another machine, whose
+    git metadata may be absent or stale), else the checkout's commit with ``+dirty`` when tracked
+    files differ from it, else "unknown"."""
+    if os.environ.get("CLUSCAM_COMMIT"):
+        return os.environ["CLUSCAM_COMMIT"]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
                                capture_output=True, text=True, check=True).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
-        return os.environ.get("CLUSCAM_COMMIT", "unknown")
+        return "unknown"
 
 
 def resolve_device(name: str) -> torch.device:
