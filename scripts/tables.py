@@ -11,9 +11,10 @@ date, and compares the methods of each (dataset, architecture) on the image ids 
 (a footer names the cells whose other images were left out).  An architecture's value is the mean of
 its per-image terms in % (Appendix C, Eqs. 11-15; EP and LE over the images with one box, a filter
 on the same rows); a family's value is the mean ± sample standard deviation of its architectures'
-values (Table 2; e.g. the paper's CNN GradCAM AD 18.93 ± 4.82 is that of Table 6's six CNN values).  Bootstrap intervals resample each architecture's images (fixed
-seed per dataset and architecture, so every method of an architecture sees the same draws; EP and LE
-average the single-box images of each draw).
+values (Table 2; e.g. the paper's CNN GradCAM AD 18.93 ± 4.82 is that of Table 6's six CNN values).
+Bootstrap intervals resample each architecture's images (fixed seed per dataset and architecture,
+so every method of an architecture sees the same draws; EP and LE average the single-box images of
+each draw).
 Every table is a list of blocks, each a matrix of cells drawn by one renderer per format.
 """
 from __future__ import annotations
@@ -86,7 +87,8 @@ def common_ids(rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[Key, tuple[int, i
             sizes = ", ".join(f"{meth} {len(v)}" for meth, v in ids.items())
             raise ValueError(f"{dataset}/{model}: its cells have no image id in common (ids per method: {sizes}); "
                              f"run every method on the same range (run.start, run.n_images)")
-        trimmed.update({(dataset, model, meth): (len(common), len(v)) for meth, v in ids.items() if len(v) > len(common)})
+        trimmed.update({(dataset, model, meth): (len(common), len(v))
+                        for meth, v in ids.items() if len(v) > len(common)})
         keep.append(g[g["id"].isin(common)])
     return pd.concat(keep) if keep else rows, trimmed
 
@@ -133,7 +135,8 @@ def cell_stats(rows: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> Stat
                "seconds": g["seconds"].mean(), "fp": (g["forward"] + g["partial"]).mean(), "bp": g["backward"].mean()}
         for j, metric in enumerate(metrics):  # NaN-ignoring means, as benchmarks.metrics.summarize
             ok = values[:, j][~np.isnan(values[:, j])]
-            rec[metric], rec["boot_" + metric], rec["n_" + metric] = ok.mean() if ok.size else np.nan, boot[:, j], ok.size
+            rec[metric], rec["boot_" + metric] = ok.mean() if ok.size else np.nan, boot[:, j]
+            rec["n_" + metric] = ok.size
         cells[key] = rec
     return Stats(cells, trimmed, resamples, seed)
 
@@ -329,7 +332,7 @@ def passes(stats: Stats, families: Mapping[str, str] | None, dataset: str = "ils
               for f, ms in _by_family(models, families).items()]
     title = (f"Table 9: Passes per image required by each explanation method on {DATASETS.get(dataset, dataset)} "
              "(counted: FP = whole-model forward + partial forward passes; backward passes separately).")
-    return Table("table9", title, blocks, _grid(dataset, models, methods), {"n": "passes"})
+    return Table("table9", title, blocks, _grid(dataset, models, methods))
 
 
 def build_table(name: str, stats: Stats, families: Mapping[str, str] | None = None) -> Table | None:
@@ -498,27 +501,39 @@ def _span(n: Mapping[str, int]) -> str:
     return str(n["min"]) if n["min"] == n["max"] else f"{n['min']}–{n['max']} (min–max)"
 
 
+def _counts_line(images_per_cell: Mapping[str, Mapping[str, int]]) -> str:
+    """"Images averaged per cell: AD, IC 100; AG 98–100 (min–max)", or "Images per cell: 100"."""
+    spans: dict[str, list[str]] = {}
+    for label, n in images_per_cell.items():
+        spans.setdefault(_span(n), []).append(label)
+    if list(spans.values()) == [["images"]]:
+        return f"Images per cell: {next(iter(spans))}"
+    single = [x for x in ("EP", "LE") if x in images_per_cell]
+    return ("Images averaged per cell: " + "; ".join(f"{', '.join(labels)} {span}" for span, labels in spans.items())
+            + (f" ({', '.join(single)}: single-box images)" if single else ""))
+
+
+def _common_ids_line(common: Mapping[str, Mapping[str, int]]) -> str:
+    """The cells cut to their architecture's common image ids, by architecture."""
+    cut: dict[str, dict[int, list[str]]] = {}
+    for key, v in common.items():
+        arch, method = key.rsplit("/", 1)
+        cut.setdefault(f"{arch}: {v['kept']} ids", {}).setdefault(v["total"], []).append(method)
+    had = {k: "; ".join(", ".join(ms) + f" had {n}" for n, ms in totals.items()) for k, totals in cut.items()}
+    return ("Each architecture's methods compared on the image ids all its cells have: "
+            + "; ".join(f"{k} ({v})" for k, v in had.items()) + ".")
+
+
 def footer(meta: dict) -> list[str]:
     """The provenance lines printed under a table."""
-    spans: dict[str, list[str]] = {}
-    for label, n in meta["images_per_cell"].items():
-        spans.setdefault(_span(n), []).append(label)
-    counts = "; ".join(f"{', '.join(labels)} {span}" for span, labels in spans.items())
-    single = [x for x in ("EP", "LE") if x in meta["images_per_cell"]]
-    lines = [f"Images averaged per cell: {counts}" + (f" ({', '.join(single)}: single-box images)" if single else "")
-             + f". Models: {', '.join(meta['model_names'])}.",
+    lines = [f"{_counts_line(meta['images_per_cell'])}. Models: {', '.join(meta['model_names'])}.",
              f"Commit(s): {', '.join(meta['commits']) or 'unknown'}. "
              f"Device(s): {', '.join(meta['devices']) or 'unknown'}."
              + (f" Run dates: {' to '.join(dict.fromkeys(meta['dates']))}." if meta["dates"] else "")]
     if meta["missing"]:
         lines.append(f"Missing cells ({DASH}): {', '.join(meta['missing'])}.")
     if meta["common_ids"]:
-        cut: dict[str, list[str]] = {}
-        for key, v in meta["common_ids"].items():
-            arch, method = key.rsplit("/", 1)
-            cut.setdefault(f"{arch}: {v['kept']} ids", []).append(f"{method}'s {v['total']}")
-        lines.append("Each architecture's methods compared on the image ids all its cells have: "
-                     + "; ".join(f"{k} (of {', '.join(v)})" for k, v in cut.items()) + ".")
+        lines.append(_common_ids_line(meta["common_ids"]))
     dirty = [f"{c['dataset']}/{c['model']}/{c['method']}" for c in meta["cells"] if c["commit"].endswith("+dirty")]
     if dirty:
         lines.append(f"Rows written from a working tree with uncommitted changes: {', '.join(dirty)}.")
