@@ -103,10 +103,11 @@ class CellStore:
             os.write(fd, f"{os.getpid()}\n".encode())
             yield
         finally:
-            os.unlink(self.lock_path)
+            self.lock_path.unlink(missing_ok=True)
             os.close(fd)
 
     def _acquire(self) -> int:
+        """The descriptor of the locked lock file (retrying when its previous holder removed it meanwhile)."""
         while True:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -119,7 +120,7 @@ class CellStore:
                                  f"run.out_dir") from None
             try:
                 if os.stat(self.lock_path).st_ino == os.fstat(fd).st_ino:
-                    return fd  # not a lock file its previous holder removed meanwhile
+                    return fd
             except FileNotFoundError:
                 pass
             os.close(fd)

@@ -1,4 +1,8 @@
 """The runner: every method end to end on the synthetic set, resumption, and its errors."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -172,6 +176,10 @@ def test_a_cell_has_one_writer_and_one_row_per_id(tmp_path):
     with store.locked():  # another writer of the same cell (e.g. another run.batch_size)
         with pytest.raises(CellLocked, match=f"cell {store.dir} is being written by another process .pid "):
             run_cell(cfg, progress=False)
+        other = subprocess.run([sys.executable, "-c", "import sys; from benchmarks.store import CellStore\n"
+                                f"with CellStore({str(store.dir.parent)!r}, {store.identity!r}).locked(): sys.exit(0)"],
+                               capture_output=True, text=True)
+        assert other.returncode != 0 and f"another process (pid {os.getpid()}" in other.stderr
     assert not store.dir.exists() and not store.lock_path.exists()
     rows = run_cell(cfg, progress=False)
     assert len(rows) == 6
