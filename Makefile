@@ -25,7 +25,7 @@ ALZ_CKPT ?= results/checkpoints
 RUN := $(PY) -m benchmarks.run -m run.out_dir=$(RUNS) run.device=$(DEVICE) run.batch_size=$(BATCH) run.n_images=$(N)
 
 .PHONY: install test demo smoke bench bench-memory tables figures table1 table2 table3 table4 table5 table6 table7 table8 table9 \
-        sweep-ilsvrc sweep-alzheimer sweep-ilsvrc-boxes need-ilsvrc need-alz
+        sweep-ilsvrc sweep-alzheimer need-ilsvrc need-alz
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,8 +64,6 @@ need-alz:
 
 sweep-ilsvrc: install need-ilsvrc
 	$(RUN) model=$(MODELS) method=$(METHODS) dataset=ilsvrc dataset.root=$(ILSVRC_ROOT)
-sweep-ilsvrc-boxes: install need-ilsvrc
-	$(RUN) model=$(MODELS) method=$(METHODS) dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) dataset.options.single_box_only=true
 sweep-alzheimer: install need-alz
 	for m in $$(echo $(MODELS) | tr , ' '); do \
 	  $(RUN) model=$$m method=$(METHODS) dataset=alzheimer dataset.root=$(ALZ_ROOT) model.checkpoint=$(ALZ_CKPT)/$${m}_alzheimer.pth dataset.exclude=$(ALZ_CKPT)/$${m}_alzheimer.json || exit 1; done
@@ -77,7 +75,7 @@ table3: install need-ilsvrc
 	  $(PY) -m scripts.select_hparams model=$$m dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) run.n_images=$(N) run.device=$(DEVICE) --out $(RESULTS)/tables || exit 1; done
 table2: sweep-ilsvrc sweep-alzheimer
 	$(PY) -m scripts.tables --runs $(RUNS) --out $(RESULTS)/tables --tables 2 2ci
-table4: sweep-ilsvrc-boxes
+table4: sweep-ilsvrc  # EP, LE: the single-box images of the same rows
 	$(PY) -m scripts.tables --runs $(RUNS) --out $(RESULTS)/tables --tables 4
 table5: install need-ilsvrc
 	$(RUN) model=vit_b_16 method=$(METHODS),agcam dataset=ilsvrc dataset.root=$(ILSVRC_ROOT)

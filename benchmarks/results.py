@@ -3,22 +3,27 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Mapping
 
 import pandas as pd
 
-from benchmarks.store import ROWS
+from benchmarks.store import CONFIG, ROWS, read_cell_rows
 
 CELL_COLUMNS = ("dataset", "model", "method", "cell", "commit", "date")
 
 
-def load_rows(out_dir: str | Path, only_ok: bool = True) -> pd.DataFrame:
-    """All rows under ``out_dir/<dataset>/<model>/<method>/<cell>/rows.csv`` with the cell's
-    dataset, model, method, config hash and its latest provenance (commit, date; each row keeps
-    its own ``device``).  ``only_ok`` drops the rows of unreadable images."""
+def load_rows(out_dir: str | Path, only_ok: bool = True, where: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """All rows under ``out_dir/<dataset>/<model>/<method>/<cell>/rows.csv`` (one per image id, paths
+    relative to the dataset root) with the cell's dataset, model, method, config hash and its latest
+    provenance (commit, date; each row keeps its own ``device``).  ``only_ok`` drops the rows of
+    unreadable images; ``where`` keeps the cells whose ``config.json`` has these values (dotted keys,
+    e.g. ``{"dataset.options.single_box_only": "false"}``)."""
     frames = []
     for path in sorted(Path(out_dir).glob(f"*/*/*/*/{ROWS}")):
         cell = path.parent
-        rows = pd.read_csv(path, dtype={"id": str})
+        if where and not matches(cell_config(cell), where):
+            continue
+        rows = read_cell_rows(cell)
         if rows.empty:
             continue
         dataset, model, method = cell.parts[-4:-1]
@@ -33,6 +38,34 @@ def load_rows(out_dir: str | Path, only_ok: bool = True) -> pd.DataFrame:
         return pd.DataFrame(columns=[*CELL_COLUMNS, "id", "status"])
     out = pd.concat(frames, ignore_index=True)
     return out[out["status"] == "ok"].reset_index(drop=True) if only_ok else out
+
+
+def cell_config(cell: Path) -> dict:
+    """The cell's ``config.json`` flattened to dotted keys (``dataset.options.layout``)."""
+    path = cell / CONFIG
+    return _flatten(json.loads(path.read_text())) if path.exists() else {}
+
+
+def matches(config: Mapping, where: Mapping[str, str]) -> bool:
+    """Whether ``config`` (flat) has each value of ``where``, read as JSON where it parses (``false``, ``50``)."""
+    return all(key in config and config[key] == _parse(value) for key, value in where.items())
+
+
+def _parse(value: str):
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def _flatten(tree: Mapping, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _last_provenance(cell: Path) -> dict:

@@ -109,28 +109,38 @@ def cell_identity(cfg: DictConfig, model_cfg: DictConfig, options: dict) -> dict
 
 
 def run_cell(cfg: DictConfig, progress: bool = True) -> pd.DataFrame:
-    """Explain and evaluate every image of the cell's range not yet on disk; return the range's rows."""
+    """Explain and evaluate every image of the cell's range not yet on disk (retrying those skipped
+    as unreadable before) while holding the cell's lock; return the range's rows."""
     device = resolve_device(cfg.run.device)
     model_cfg = model_config(cfg)
     options = method_options(cfg)
     dataset = dataset_for(cfg)
     store = _store(cfg, model_cfg, options)
-    done = store.done_ids()
-    todo = [i for i, id_ in enumerate(dataset.ids) if id_ not in done]
-    if todo:
-        store.open(provenance(device))
-        torch.manual_seed(int(cfg.run.seed))  # random-init models are the same in every session
-        model = zoo.create_model(model_cfg, device=device)
-        model = model.to(memory_format=zoo.memory_format(model_cfg, cfg.run.precision))
-        explainer = create_explainer(cfg.method.name, model, zoo.layer_spec(model_cfg, cfg.method.name), **options)
-        loader = DataLoader(Subset(dataset, todo), batch_size=int(cfg.run.batch_size), collate_fn=collate,
-                            num_workers=int(cfg.run.workers), pin_memory=device.type == "cuda")
-        bar = tqdm(loader, desc=f"{model_cfg.name}/{cfg.method.name}", unit="batch", disable=not progress)
-        for batch in bar:
-            rows, maps = evaluate_batch(explainer, model, batch, device, cfg, model_cfg)
-            store.write_part(rows, maps if cfg.run.save_maps else None)
-    rows = store.finish()
+    with store.locked():
+        done, skipped = store.done_ids(), store.skipped_ids()
+        todo = [i for i, id_ in enumerate(dataset.ids) if id_ not in done]
+        retried = sum(dataset.ids[i] in skipped for i in todo)
+        if retried:
+            print(f"{model_cfg.name} / {cfg.method.name}: retrying {retried} image(s) skipped as unreadable before")
+        if todo:
+            _explain(store, Subset(dataset, todo), device, cfg, model_cfg, options, progress)
+        rows = store.finish()
     return rows[rows["id"].isin(set(dataset.ids))].reset_index(drop=True)
+
+
+def _explain(store: CellStore, images: Subset, device: torch.device, cfg: DictConfig, model_cfg: DictConfig,
+             options: dict, progress: bool) -> None:
+    """Explain ``images`` batch by batch into ``store`` (whose folder appears with the first batch)."""
+    store.open(provenance(device))
+    torch.manual_seed(int(cfg.run.seed))  # random-init models are the same in every session
+    model = zoo.create_model(model_cfg, device=device)
+    model = model.to(memory_format=zoo.memory_format(model_cfg, cfg.run.precision))
+    explainer = create_explainer(cfg.method.name, model, zoo.layer_spec(model_cfg, cfg.method.name), **options)
+    loader = DataLoader(images, batch_size=int(cfg.run.batch_size), collate_fn=collate,
+                        num_workers=int(cfg.run.workers), pin_memory=device.type == "cuda")
+    for batch in tqdm(loader, desc=f"{model_cfg.name}/{cfg.method.name}", unit="batch", disable=not progress):
+        rows, maps = evaluate_batch(explainer, model, batch, device, cfg, model_cfg)
+        store.write_part(rows, maps if cfg.run.save_maps else None)
 
 
 def cell_store(cfg: DictConfig) -> CellStore:

@@ -5,18 +5,32 @@ provenance of each session that wrote to it, one CSV part per batch of images (w
 file and renamed, so a part is either whole or absent) and ``rows.csv``, all parts joined in id
 order at the end of each run.  A run skips the images whose rows are already in a part: a killed
 run resumes without losing or duplicating rows, and a larger image range extends the cell.
+
+One process writes a cell at a time (:meth:`CellStore.locked`).  A new row for an image replaces
+its old one (a retried ``skipped`` image), so a cell holds one part's rows per image id.  The
+folder, its config and provenance appear with the first part: a run that fails before it leaves
+no cell.  Image paths are stored relative to the dataset root (``dataset.root`` of the config).
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
 
 ROWS = "rows.csv"
+CONFIG = "config.json"
+
+
+class CellLocked(RuntimeError):
+    """Another process is writing the cell."""
 
 
 def config_hash(resolved: dict) -> str:
@@ -30,6 +44,41 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def relative_paths(paths: pd.Series, root: str | None) -> pd.Series:
+    """``paths`` under ``root`` made relative to it; others (hub locators, other folders) unchanged."""
+    if not root:
+        return paths
+    base = os.path.abspath(os.path.expanduser(str(root)))
+
+    def rel(p):
+        if not isinstance(p, str) or not os.path.isabs(p):
+            return p
+        return os.path.relpath(p, base) if os.path.commonpath([base, os.path.abspath(p)]) == base else p
+    return paths.map(rel)
+
+
+def one_row_per_id(rows: pd.DataFrame, where: str) -> pd.DataFrame:
+    """``rows`` with one row per image id, an ``ok`` row before a ``skipped`` one; warns naming
+    ``where`` when there were duplicates."""
+    bad = rows["status"].ne("ok") if "status" in rows else pd.Series(False, index=rows.index)
+    order = rows.assign(_bad=bad).sort_values(["id", "_bad"], kind="stable")
+    out = order.drop_duplicates("id").drop(columns="_bad").reset_index(drop=True)
+    if len(out) < len(rows):
+        warnings.warn(f"{where}: {len(rows) - len(out)} duplicate rows for {rows['id'].duplicated().sum()} image "
+                      f"ids; kept one row per id (an ok row where there is one)", stacklevel=2)
+    return out
+
+
+def read_cell_rows(cell: Path) -> pd.DataFrame:
+    """The ``rows.csv`` of a runner cell: one row per image id, paths relative to the dataset root
+    (rows written before paths were stored relative held absolute ones)."""
+    rows = pd.read_csv(cell / ROWS, dtype={"id": str})
+    if "path" in rows and (cell / CONFIG).exists():
+        root = json.loads((cell / CONFIG).read_text()).get("dataset", {}).get("root")
+        rows["path"] = relative_paths(rows["path"], root)
+    return one_row_per_id(rows, str(cell)) if "id" in rows else rows
+
+
 class CellStore:
     """The folder of one cell."""
 
@@ -38,30 +87,109 @@ class CellStore:
         self.hash = config_hash(identity)
         self.dir = Path(root) / self.hash
         self.parts = self.dir / "parts"
+        self.lock_path = Path(root) / f".{self.hash}.lock"
+        self.data_root = (identity.get("dataset") or {}).get("root")
+        self._pending: dict | None = None  # the session's provenance, written with its first part
+        self._part_of: dict[str, Path] = {}
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the cell's lock (an ``flock`` on ``.<hash>.lock`` beside it) while writing; raise
+        :class:`CellLocked` at once when another process holds it."""
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = self._acquire()
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            yield
+        finally:
+            self.lock_path.unlink(missing_ok=True)
+            os.close(fd)
+
+    def _acquire(self) -> int:
+        """The descriptor of the locked lock file (retrying when its previous holder removed it meanwhile)."""
+        while True:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode().strip() or "unknown"
+                os.close(fd)
+                raise CellLocked(f"cell {self.dir} is being written by another process (pid {holder}, lock "
+                                 f"{self.lock_path}); wait for it to finish, or run this configuration with another "
+                                 f"run.out_dir") from None
+            try:
+                if os.stat(self.lock_path).st_ino == os.fstat(fd).st_ino:
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+
+    def _index(self) -> pd.DataFrame:
+        """id, status (where the rows have one) and part file of every row on disk."""
+        frames = [pd.read_csv(p, usecols=lambda c: c in ("id", "status"), dtype={"id": str}).assign(part=p)
+                  for p in self._part_files()]
+        index = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"id": [], "part": []})
+        self._part_of = dict(zip(index["id"], index["part"]))
+        return index
 
     def done_ids(self) -> set[str]:
-        """Ids of the images whose rows are on disk."""
-        return {i for p in self._part_files() for i in pd.read_csv(p, usecols=["id"], dtype={"id": str})["id"]}
+        """Ids of the images whose rows are on disk (not counting ``skipped`` ones, which a run retries)."""
+        return self._ids()[0]
+
+    def skipped_ids(self) -> set[str]:
+        """Ids of the images on disk only as ``skipped`` (unreadable when they were run)."""
+        return self._ids()[1]
+
+    def _ids(self) -> tuple[set[str], set[str]]:
+        index = self._index()
+        if "status" not in index:
+            return set(index["id"]), set()
+        ok = set(index["id"][index["status"] == "ok"])
+        return ok, set(index["id"]) - ok
 
     def _part_files(self) -> list[Path]:
         return sorted(p for p in self.parts.glob("*.csv") if p.stat().st_size) if self.parts.exists() else []
 
     def open(self, provenance: dict) -> None:
+        """Start a session; its provenance (and the cell's config) is written with its first part."""
+        self._pending = provenance
+        self._index()
+
+    def _create(self) -> None:
         self.parts.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.dir / "config.json", json.dumps(self.identity, indent=2, sort_keys=True, default=str))
+        atomic_write(self.dir / CONFIG, json.dumps(self.identity, indent=2, sort_keys=True, default=str))
         with open(self.dir / "provenance.jsonl", "a") as f:
-            f.write(json.dumps(provenance) + "\n")
+            f.write(json.dumps(self._pending) + "\n")
+        self._pending = None
 
     def write_part(self, rows: pd.DataFrame, maps: dict[str, np.ndarray] | None = None) -> None:
-        """Store one batch's rows (named by a hash of their ids) atomically; with ``maps`` (id ->
-        saliency map) their float16 maps beside them, written first so that rows imply maps."""
+        """Store one batch's rows (named by a hash of their ids) atomically, replacing the rows of
+        those ids in other parts; with ``maps`` (id -> saliency map) their float16 maps beside them,
+        written first so that rows imply maps."""
+        if self._pending is not None:
+            self._create()
+        if "path" in rows:
+            rows = rows.assign(path=relative_paths(rows["path"], self.data_root))
         name = hashlib.sha256("\n".join(map(str, rows["id"])).encode()).hexdigest()[:16]
+        self._drop_elsewhere(set(rows["id"]), self.parts / f"{name}.csv")
         if maps:
             tmp = self.parts / f".{name}.npz.tmp-{os.getpid()}"
             with open(tmp, "wb") as f:
                 np.savez_compressed(f, ids=np.array(list(maps)), maps=np.stack(list(maps.values())).astype(np.float16))
             os.replace(tmp, self.parts / f"{name}.npz")
         atomic_write(self.parts / f"{name}.csv", rows.to_csv(index=False))
+        self._part_of.update(dict.fromkeys(rows["id"], self.parts / f"{name}.csv"))
+
+    def _drop_elsewhere(self, ids: set[str], own: Path) -> None:
+        """Remove the rows of ``ids`` from the parts (other than ``own``) that hold them."""
+        for part in {self._part_of[i] for i in ids if i in self._part_of} - {own}:
+            old = pd.read_csv(part, dtype={"id": str})
+            keep = old[~old["id"].isin(ids)]
+            if keep.empty:
+                part.unlink()
+            else:
+                atomic_write(part, keep.to_csv(index=False))
 
     def maps(self) -> dict[str, np.ndarray]:
         """The saved saliency maps of the cell (runs with run.save_maps=true), id -> [H, W]."""
@@ -72,13 +200,24 @@ class CellStore:
         return out
 
     def finish(self) -> pd.DataFrame:
-        """Join the parts, in id order, into rows.csv."""
-        frames = [pd.read_csv(p, dtype={"id": str}) for p in self._part_files()]
-        rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"id": []})
-        rows = rows.sort_values("id", kind="stable").reset_index(drop=True)
+        """Join the parts, in id order, into rows.csv, each id's rows from one part (an ok row's
+        where several parts hold the id, e.g. copied or duplicated part files)."""
+        frames = [pd.read_csv(p, dtype={"id": str}).assign(_part=k) for k, p in enumerate(self._part_files())]
+        rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"id": [], "_part": []})
+        rows = _one_part_per_id(rows, str(self.dir)).sort_values("id", kind="stable").reset_index(drop=True)
+        if "path" in rows:
+            rows["path"] = relative_paths(rows["path"], self.data_root)
         if self.dir.exists():
             atomic_write(self.dir / ROWS, rows.to_csv(index=False))
         return rows
 
     def rows(self) -> pd.DataFrame:
-        return pd.read_csv(self.dir / ROWS, dtype={"id": str})
+        """The cell's rows.csv, one row per image id (:func:`read_cell_rows`)."""
+        return read_cell_rows(self.dir)
+
+
+def _one_part_per_id(rows: pd.DataFrame, where: str) -> pd.DataFrame:
+    """The rows of each id from one part (column ``_part``): the first part with an ok row, else the first."""
+    firsts = one_row_per_id(rows.drop_duplicates(["id", "_part"]), where)
+    chosen = rows["id"].map(firsts.set_index("id")["_part"])
+    return rows[rows["_part"] == chosen].drop(columns="_part")

@@ -49,7 +49,7 @@ from benchmarks.provenance import resolve_device  # noqa: E402
 from benchmarks.run import cell_store, compose, dataset_for, method_options, model_config, \
     run_cell  # noqa: E402
 from scripts.table1 import TOP, split_overrides, table1_stores  # noqa: E402
-from scripts.tables import FAMILIES, METHODS, family_of, latest_cells  # noqa: E402
+from scripts.tables import FAMILIES, METHODS, common_ids, family_of, select_cells  # noqa: E402
 
 DPI = 100
 PANELS = (10.0, 4.0)  # inches of the two-panel figures (2, 5, 6, 9)
@@ -274,11 +274,12 @@ def fig5(summary: pd.DataFrame, path: str | Path, dpi: int = DPI) -> Path:
 def runtime_summary(rows: pd.DataFrame, dataset: str = "ilsvrc",
                     families: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Per (family, method): the mean over the family's architectures of the mean seconds per image
-    and, where the rows have ``phase_clustering``, of the clustering seconds per image."""
+    and, where the rows have ``phase_clustering``, of the clustering seconds per image (as the
+    tables: one cell per model and method, on the image ids all methods of a model have)."""
     rows = rows[rows["dataset"] == dataset]
     if rows.empty:
         raise ValueError(f"no result rows for dataset {dataset!r}")
-    rows, _ = latest_cells(rows)
+    rows, _ = common_ids(select_cells(rows))
     rows = rows.assign(clustering=rows["phase_clustering"] if "phase_clustering" in rows else np.nan)
     per_model = rows.groupby(["model", "method"], as_index=False)[["seconds", "clustering"]].mean()
     per_model["family"] = [family_of(m, families) for m in per_model["model"]]

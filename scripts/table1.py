@@ -40,7 +40,7 @@ from tqdm import tqdm
 from baselines import create_explainer
 from benchmarks import zoo
 from benchmarks.data import collate
-from benchmarks.provenance import provenance, resolve_device
+from benchmarks.provenance import git_commit, provenance, resolve_device
 from benchmarks.run import cell_identity, compose, dataset_for, method_options, model_config
 from benchmarks.store import CellStore
 from cluscam.cluscam import ClusCAM
@@ -255,11 +255,12 @@ def table1_meta(st: dict, prov: list[dict], model: str | None) -> dict:
     notes = [f"Ranges: mean ± sample std (min–max) over the per-rank values of the top {st['top']} groups by s_j; "
              f"Cohen’s d = mean / sample std of the paired differences; p-values over all {st['n_pairs']} "
              "(image, group) pairs (bounds from the t statistic / normal z where scipy's p underflows)."]
-    return {"table": "table1", "images_per_cell": {"min": st["n_images"], "max": st["n_images"], "kind": "images"},
+    return {"table": "table1", "images_per_cell": {"images": {"min": st["n_images"], "max": st["n_images"]}},
             "models": [model] if model else [], "model_names": [MODELS.get(model, model)] if model else [],
             "commits": sorted({p.get("commit", "unknown") for p in prov}),
             "devices": sorted({p.get("device", "unknown") for p in prov}),
-            "dates": [dates[0], dates[-1]] if dates else [], "missing": [], "superseded": {}, "notes": notes,
+            "dates": [dates[0], dates[-1]] if dates else [], "missing": [], "common_ids": {}, "cells": [],
+            "rendered_at": git_commit(), "notes": notes,
             "statistics": {"mean_diff": st["mean_diff"], "cohen_d": st["cohen_d"], "tests": st["tests"],
                            "n_images": st["n_images"], "n_pairs": st["n_pairs"], "top": st["top"]}}
 

@@ -1,15 +1,20 @@
 """The paper's result tables (Tables 2, 4-9) from the per-image rows, as Markdown, LaTeX and CSV.
 
     python -m scripts.tables --runs runs --out results/tables [--tables 2 2ci 4 5 6 7 8 9]
+                             [--where dataset.options.layout=auto ...]
 
 Each table becomes ``<out>/table<name>.md``, ``.tex``, ``.csv`` (one line per cell, with its value,
-spread, 95% bootstrap interval, image count and rank) and ``.meta.json`` (images per cell, models,
-commits, devices, missing and superseded cells).  An architecture's value is the mean of its
-per-image terms in % (Appendix C, Eqs. 11-15); a family's value is the mean ± sample standard
-deviation of its architectures' values (Table 2; e.g. the paper's CNN GradCAM AD 18.93 ± 4.82 is
-that of Table 6's six CNN values).  Bootstrap intervals resample each architecture's images (fixed
-seed per dataset and architecture, so every method of an architecture sees the same draws; EP and LE
-average the single-box images of each draw).
+spread, 95% bootstrap interval, the count of images its mean averaged and rank) and ``.meta.json``
+(images per cell and metric, models, commits, devices, missing cells, the common image set).
+Every table uses one cell per (dataset, model, method), chosen by its config (``--where``), never by
+date, and compares the methods of each (dataset, architecture) on the image ids all its cells have
+(a footer names the cells whose other images were left out).  An architecture's value is the mean of
+its per-image terms in % (Appendix C, Eqs. 11-15; EP and LE over the images with one box, a filter
+on the same rows); a family's value is the mean ± sample standard deviation of its architectures'
+values (Table 2; e.g. the paper's CNN GradCAM AD 18.93 ± 4.82 is that of Table 6's six CNN values).
+Bootstrap intervals resample each architecture's images (fixed seed per dataset and architecture,
+so every method of an architecture sees the same draws; EP and LE average the single-box images of
+each draw).
 Every table is a list of blocks, each a matrix of cells drawn by one renderer per format.
 """
 from __future__ import annotations
@@ -51,27 +56,41 @@ Key = tuple[str, str, str]
 # -- per-cell statistics ------------------------------------------------------------------------------
 @dataclass
 class Stats:
-    """Per (dataset, model, method): metric means in %, bootstrap means, counts, cost and provenance."""
+    """Per (dataset, model, method): metric means in %, bootstrap means, counts, cost and provenance;
+    ``trimmed``: (kept, total) image ids of the cells that lost ids to the common set."""
     cells: dict[Key, dict]
-    superseded: dict[Key, list[str]]
+    trimmed: dict[Key, tuple[int, int]]
     resamples: int
     seed: int
 
 
-def latest_cells(rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[Key, list[str]]]:
-    """The rows of each (dataset, model, method)'s latest cell by ``date``; warns naming the others."""
-    cells = rows.groupby([*KEYS, "cell"], sort=False)["date"].first().reset_index()
-    cells["t"] = pd.to_datetime(cells["date"], errors="coerce", utc=True, format="ISO8601")
-    cells = cells.sort_values("t", na_position="first", kind="stable")
-    superseded = {}
-    for key, g in cells.groupby(KEYS, sort=False):
-        if len(g) > 1:
-            keep, older = g.iloc[-1], list(g["cell"].iloc[:-1])
-            superseded[key] = older
-            warnings.warn(f"{'/'.join(key)} has {len(g)} cells: using {keep['cell']} (date {keep['date']}), "
-                          f"ignoring {', '.join(older)}", stacklevel=2)
-    keep = cells.groupby(KEYS, sort=False).tail(1)[[*KEYS, "cell"]]
-    return rows.merge(keep, on=[*KEYS, "cell"]), superseded
+def select_cells(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows``, checked to hold one cell per (dataset, model, method); else an error naming the cells."""
+    cells = rows.groupby(KEYS, sort=False)["cell"].unique()
+    several = {key: list(names) for key, names in cells.items() if len(names) > 1}
+    if several:
+        listed = "; ".join(f"{'/'.join(key)}: {', '.join(names)}" for key, names in several.items())
+        raise ValueError(f"several cells (configs) for one dataset/model/method: {listed}. Choose one by its config "
+                         f"with --where KEY=VALUE (a dotted key of the cells' config.json, e.g. "
+                         f"dataset.options.single_box_only=false) or move the others out of the runs folder")
+    return rows
+
+
+def common_ids(rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[Key, tuple[int, int]]]:
+    """The rows of the image ids that every method of their (dataset, model) has, and (kept, total)
+    ids of each cell that lost some; an error naming the cells when a (dataset, model) has none in common."""
+    keep, trimmed = [], {}
+    for (dataset, model), g in rows.groupby(["dataset", "model"], sort=False):
+        ids = g.groupby("method", sort=False)["id"].agg(set)
+        common = set.intersection(*ids)
+        if not common:
+            sizes = ", ".join(f"{meth} {len(v)}" for meth, v in ids.items())
+            raise ValueError(f"{dataset}/{model}: its cells have no image id in common (ids per method: {sizes}); "
+                             f"run every method on the same range (run.start, run.n_images)")
+        trimmed.update({(dataset, model, meth): (len(common), len(v))
+                        for meth, v in ids.items() if len(v) > len(common)})
+        keep.append(g[g["id"].isin(common)])
+    return pd.concat(keep) if keep else rows, trimmed
 
 
 def bootstrap_means(values: np.ndarray, resamples: int, seed: int) -> np.ndarray:
@@ -103,7 +122,7 @@ def cell_stats(rows: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> Stat
     if missing:
         raise ValueError(f"result rows lack columns {missing}; pass the table of benchmarks.results.load_rows(out_dir)")
     rows = rows.assign(**{c: v for c, v in OPTIONAL.items() if c not in rows})
-    rows, superseded = latest_cells(rows)
+    rows, trimmed = common_ids(select_cells(rows))
     cells = {}
     metrics = CONFIDENCE + LOCALIZATION
     for key, g in rows.groupby(KEYS, sort=False):
@@ -117,8 +136,9 @@ def cell_stats(rows: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> Stat
         for j, metric in enumerate(metrics):  # NaN-ignoring means, as benchmarks.metrics.summarize
             ok = values[:, j][~np.isnan(values[:, j])]
             rec[metric], rec["boot_" + metric] = ok.mean() if ok.size else np.nan, boot[:, j]
+            rec["n_" + metric] = ok.size
         cells[key] = rec
-    return Stats(cells, superseded, resamples, seed)
+    return Stats(cells, trimmed, resamples, seed)
 
 
 # -- blocks and tables ------------------------------------------------------------------------------------
@@ -141,7 +161,7 @@ class Table:
     title: str
     blocks: list[Block]
     keys: list[Key]  # every (dataset, model, method) the table needs
-    count: str = "n"  # the image count that describes its cells
+    counts: dict[str, str] = field(default_factory=lambda: {"n": "images"})  # count (n or n_<metric>) -> label
     notes: list[str] = field(default_factory=list)
 
 
@@ -185,7 +205,7 @@ def _arch_cell(stats: Stats, key: Key, column: str) -> dict:
     if rec is None:
         return {"value": np.nan}
     lo, hi = interval(rec.get("boot_" + column))
-    return {"value": rec[column], "lo": lo, "hi": hi, "n": rec["n_box1" if column in LOCALIZATION else "n"]}
+    return {"value": rec[column], "lo": lo, "hi": hi, "n": rec.get("n_" + column, rec["n"])}
 
 
 def _family_cell(stats: Stats, dataset: str, models: Sequence[str], method: str, column: str) -> dict:
@@ -197,7 +217,12 @@ def _family_cell(stats: Stats, dataset: str, models: Sequence[str], method: str,
     boot = np.mean([r["boot_" + column] for r in recs], 0) if "boot_" + column in recs[0] else None
     lo, hi = interval(boot)
     return {"value": x.mean(), "std": x.std(ddof=1) if len(x) > 1 else np.nan, "lo": lo, "hi": hi,
-            "n": sum(r["n"] for r in recs)}
+            "n": sum(r.get("n_" + column, r["n"]) for r in recs)}
+
+
+def _counts(metrics: Sequence[str]) -> dict[str, str]:
+    """The images each metric averaged (n_<metric>), labelled by the metric."""
+    return {f"n_{m}": m.upper() for m in metrics}
 
 
 def _grid(dataset: str, models: Sequence[str], methods: Sequence[str]) -> list[Key]:
@@ -221,8 +246,7 @@ def per_architecture(stats: Stats, name: str, title: str, dataset: str, metrics:
                   "metric": metric, "group": f"{m}|{metric}"}
                  for meth in methods for m in part for metric in metrics]
         blocks.append(Block(MODELS.get(models[0], models[0]) if one else "", ("Method",), cells, emphasis))
-    return Table(name, title, blocks, _grid(dataset, models, methods),
-                 count="n_box1" if metrics[0] in LOCALIZATION else "n")
+    return Table(name, title, blocks, _grid(dataset, models, methods), counts=_counts(metrics))
 
 
 def family_summary(stats: Stats, families: Mapping[str, str] | None) -> Table | None:
@@ -241,7 +265,7 @@ def family_summary(stats: Stats, families: Mapping[str, str] | None) -> Table | 
              "(each architecture: mean over its images, in %). AD: Average Drop; IC: Increase in Confidence; "
              "AG: Average Gain; ↓ / ↑: lower/higher is better. Best in bold, second in italics.")
     notes = ["95% bootstrap intervals of these means (images resampled per architecture): table2_ci and the CSV."]
-    return Table("table2", title, blocks, keys, notes=notes) if blocks else None
+    return Table("table2", title, blocks, keys, _counts(CONFIDENCE), notes) if blocks else None
 
 
 def _with_family_mean(stats: Stats, dataset: str, family: str, models: Sequence[str], methods: Sequence[str],
@@ -270,7 +294,7 @@ def family_intervals(stats: Stats, families: Mapping[str, str] | None) -> Table 
     title = (f"Table 2 (intervals): mean in % [{100 * LEVEL:.0f}% percentile bootstrap interval] per architecture "
              f"and family mean; images resampled with replacement within each architecture.")
     notes = [f"Bootstrap: {stats.resamples} resamples, seed {stats.seed} (+ CRC32 of dataset/model)."]
-    return Table("table2_ci", title, blocks, keys, notes=notes) if blocks else None
+    return Table("table2_ci", title, blocks, keys, _counts(CONFIDENCE), notes) if blocks else None
 
 
 def factors(stats: Stats, families: Mapping[str, str] | None, dataset: str = "ilsvrc") -> Table | None:
@@ -293,7 +317,7 @@ def factors(stats: Stats, families: Mapping[str, str] | None, dataset: str = "il
              "from the family means (AD: GradCAM / method, i.e. times lower; IC, AG: method / GradCAM; "
              "runtime: method / GradCAM explanation seconds per image).")
     return Table("table8", title, [Block("", ("Architecture", "Metric"), cells, emphasis=0, prefix="×")],
-                 _grid(dataset, models, ["gradcam", *methods]))
+                 _grid(dataset, models, ["gradcam", *methods]), {**_counts(CONFIDENCE), "n": "runtime"})
 
 
 def passes(stats: Stats, families: Mapping[str, str] | None, dataset: str = "ilsvrc") -> Table | None:
@@ -443,16 +467,17 @@ def render_csv(table: Table) -> str:
 
 
 # -- provenance -------------------------------------------------------------------------------------------
-def table_meta(table: Table, stats: Stats) -> dict:
-    """What produced ``table``: its cells, image counts, models, commits, devices, dates, missing cells."""
+def table_meta(table: Table, stats: Stats, commit: str = "unknown") -> dict:
+    """What produced ``table``: its cells, the images each metric averaged, models, commits, devices,
+    dates, missing cells, the cells cut to the common image set and the commit it was rendered at."""
     used = {k: stats.cells[k] for k in table.keys if k in stats.cells}
-    counts = [r[table.count] for r in used.values()]
     models = list(dict.fromkeys(m for _, m, _ in table.keys))
     dates = sorted(r["date"] for r in used.values())
     return {
         "table": table.name, "title": table.title,
-        "images_per_cell": {"min": min(counts, default=0), "max": max(counts, default=0),
-                            "kind": "single-box images" if table.count == "n_box1" else "images"},
+        "images_per_cell": {label: {"min": min((r[c] for r in used.values()), default=0),
+                                              "max": max((r[c] for r in used.values()), default=0)}
+                            for c, label in table.counts.items()},
         "datasets": list(dict.fromkeys(d for d, _, _ in table.keys)), "models": models,
         "model_names": [MODELS.get(m, m) for m in models],
         "methods": list(dict.fromkeys(meth for _, _, meth in table.keys)),
@@ -460,35 +485,73 @@ def table_meta(table: Table, stats: Stats) -> dict:
         "devices": sorted({d for r in used.values() for d in r["devices"]}),
         "dates": [dates[0], dates[-1]] if dates else [],
         "missing": ["/".join(k) for k in table.keys if k not in stats.cells],
-        "superseded": {"/".join(k): v for k, v in stats.superseded.items() if k in used},
+        "common_ids": {"/".join(k): {"kept": kept, "total": total}
+                       for k, (kept, total) in stats.trimmed.items() if k in used},
+        "rendered_at": commit,
         "cells": [{"dataset": d, "model": m, "method": meth, "cell": r["cell"], "images": r["n"],
-                   "single_box_images": r["n_box1"], "commit": r["commit"], "date": r["date"], "devices": r["devices"]}
+                   "single_box_images": r["n_box1"], "averaged": {label: r[c] for c, label in table.counts.items()},
+                   "commit": r["commit"], "date": r["date"], "devices": r["devices"]}
                   for (d, m, meth), r in used.items()],
         "bootstrap": {"resamples": stats.resamples, "seed": stats.seed, "level": LEVEL, "kind": "percentile"},
         "notes": table.notes,
     }
 
 
+def _span(n: Mapping[str, int]) -> str:
+    return str(n["min"]) if n["min"] == n["max"] else f"{n['min']}–{n['max']} (min–max)"
+
+
+def _counts_line(images_per_cell: Mapping[str, Mapping[str, int]]) -> str:
+    """"Images averaged per cell: AD, IC 100; AG 98–100 (min–max)", or "Images per cell: 100"."""
+    spans: dict[str, list[str]] = {}
+    for label, n in images_per_cell.items():
+        spans.setdefault(_span(n), []).append(label)
+    if list(spans.values()) == [["images"]]:
+        return f"Images per cell: {next(iter(spans))}"
+    single = [x for x in ("EP", "LE") if x in images_per_cell]
+    return ("Images averaged per cell: " + "; ".join(f"{', '.join(labels)} {span}" for span, labels in spans.items())
+            + (f" ({', '.join(single)}: single-box images)" if single else ""))
+
+
+def _common_ids_line(common: Mapping[str, Mapping[str, int]]) -> str:
+    """The cells cut to their architecture's common image ids, by architecture."""
+    cut: dict[str, dict[int, list[str]]] = {}
+    for key, v in common.items():
+        arch, method = key.rsplit("/", 1)
+        cut.setdefault(f"{arch}: {v['kept']} ids", {}).setdefault(v["total"], []).append(method)
+    had = {k: "; ".join(", ".join(ms) + f" had {n}" for n, ms in totals.items()) for k, totals in cut.items()}
+    return ("Each architecture's methods compared on the image ids all its cells have: "
+            + "; ".join(f"{k} ({v})" for k, v in had.items()) + ".")
+
+
 def footer(meta: dict) -> list[str]:
     """The provenance lines printed under a table."""
-    n = meta["images_per_cell"]
-    count = str(n["min"]) if n["min"] == n["max"] else f"{n['min']}–{n['max']} (min–max)"
-    lines = [f"{n['kind'].capitalize()} per cell: {count}. Models: {', '.join(meta['model_names'])}.",
+    lines = [f"{_counts_line(meta['images_per_cell'])}. Models: {', '.join(meta['model_names'])}.",
              f"Commit(s): {', '.join(meta['commits']) or 'unknown'}. "
              f"Device(s): {', '.join(meta['devices']) or 'unknown'}."
              + (f" Run dates: {' to '.join(dict.fromkeys(meta['dates']))}." if meta["dates"] else "")]
     if meta["missing"]:
         lines.append(f"Missing cells ({DASH}): {', '.join(meta['missing'])}.")
-    if meta["superseded"]:
-        older = (f"{k}: {', '.join(v)}" for k, v in meta["superseded"].items())
-        lines.append(f"Older cells ignored: {'; '.join(older)}.")
+    if meta["common_ids"]:
+        lines.append(_common_ids_line(meta["common_ids"]))
+    dirty = [f"{c['dataset']}/{c['model']}/{c['method']}" for c in meta["cells"] if c["commit"].endswith("+dirty")]
+    if dirty:
+        lines.append(f"Rows written from a working tree with uncommitted changes: {', '.join(dirty)}.")
+    if meta["rendered_at"].endswith("+dirty"):
+        lines.append(f"Rendered from a working tree with uncommitted changes ({meta['rendered_at']}): "
+                     f"not a result for the record.")
     return lines + meta["notes"]
 
 
 def write_tables(rows: pd.DataFrame, out: str | Path, tables: Sequence[str] = TABLES,
-                 families: Mapping[str, str] | None = None, resamples: int = 2000, seed: int = 0) -> list[Path]:
+                 families: Mapping[str, str] | None = None, resamples: int = 2000, seed: int = 0,
+                 commit: str | None = None) -> list[Path]:
     """Write ``<out>/<table>.md``, ``.tex``, ``.csv`` and ``.meta.json`` for each table with rows;
-    a table whose dataset or model has no rows is skipped with a warning."""
+    a table whose dataset or model has no rows is skipped with a warning.  ``commit``: the checkout
+    rendering them (default :func:`benchmarks.provenance.git_commit`; ``+dirty`` is marked)."""
+    from benchmarks.provenance import git_commit
+
+    commit = commit or git_commit()
     stats = cell_stats(rows, resamples, seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -498,7 +561,7 @@ def write_tables(rows: pd.DataFrame, out: str | Path, tables: Sequence[str] = TA
         if table is None:
             warnings.warn(f"table {name}: no rows for its dataset or model; skipped", stacklevel=2)
             continue
-        meta = table_meta(table, stats)
+        meta = table_meta(table, stats, commit)
         for suffix, text in ((".md", render_markdown(table, meta)), (".tex", render_latex(table, meta)),
                              (".csv", render_csv(table)), (".meta.json", json.dumps(meta, indent=2) + "\n")):
             path = out / f"{table.name}{suffix}"
@@ -514,12 +577,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--tables", nargs="+", default=list(TABLES), choices=TABLES)
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--where", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="use only the cells whose config.json has these values (dotted keys, e.g. "
+                             "dataset.options.single_box_only=false), when a dataset/model/method has several cells")
     args = parser.parse_args(argv)
     from benchmarks.results import load_rows
 
-    rows = load_rows(args.runs)
+    bad = [w for w in args.where if "=" not in w]
+    if bad:
+        parser.error(f"--where takes KEY=VALUE, got {' '.join(bad)}")
+    rows = load_rows(args.runs, where=dict(w.split("=", 1) for w in args.where))
     if rows.empty:
-        raise SystemExit(f"no result rows under {args.runs}: run benchmarks.run first")
+        raise SystemExit(f"no result rows under {args.runs}"
+                         + (f" with {' '.join(args.where)}" if args.where else "") + ": run benchmarks.run first")
     try:
         paths = write_tables(rows, args.out, args.tables, resamples=args.resamples, seed=args.seed)
     except ValueError as err:

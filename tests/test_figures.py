@@ -130,10 +130,10 @@ def test_ablation_rows_and_fig5(tmp_path):
 
 def timed_rows(with_phase: bool) -> pd.DataFrame:
     """Two CNNs and a ViT; cluscam takes 1 s per image on resnet18 (0.4 s clustering), 3 s on resnet34
-    (0.6 s), 5 s on vit_b_16 (1 s); gradcam 0.1 s everywhere; an older resnet18 cluscam cell is ignored."""
+    (0.6 s), 5 s on vit_b_16 (1 s); gradcam 0.1 s everywhere."""
     rows = []
     for model, cell, date, seconds, clustering in (
-            ("resnet18", "old", "2024-01-01", 9.0, 9.0), ("resnet18", "new", "2025-01-01", 1.0, 0.4),
+            ("resnet18", "new", "2025-01-01", 1.0, 0.4),
             ("resnet34", "c", "2025-01-01", 3.0, 0.6), ("vit_b_16", "v", "2025-01-01", 5.0, 1.0)):
         for i in range(2):
             rows.append({"dataset": "ilsvrc", "model": model, "method": "cluscam", "cell": cell, "date": date,
@@ -145,17 +145,18 @@ def timed_rows(with_phase: bool) -> pd.DataFrame:
 
 
 def test_runtime_summary_and_fig6(tmp_path):
-    with pytest.warns(UserWarning, match="2 cells"):
-        s = runtime_summary(timed_rows(True)).set_index(["family", "method"])
+    s = runtime_summary(timed_rows(True)).set_index(["family", "method"])
     assert s.loc[("cnn", "cluscam"), "seconds"] == pytest.approx(2.0)  # mean of resnet18 (1 s) and resnet34 (3 s)
     assert s.loc[("cnn", "cluscam"), "clustering"] == pytest.approx(0.5)
     assert s.loc[("vit", "cluscam"), "seconds"] == pytest.approx(5.0)
     assert np.isnan(s.loc[("cnn", "gradcam"), "clustering"])
     assert png_size(fig6(s.reset_index(), tmp_path / "fig6.png", dpi=DPI)) == panels()
-    with pytest.warns(UserWarning):
-        plain = runtime_summary(timed_rows(False))
+    plain = runtime_summary(timed_rows(False))
     assert plain["clustering"].isna().all()
     assert png_size(fig6(plain, tmp_path / "fig6b.png", log=True, dpi=DPI)) == panels()
+    older = timed_rows(True).query("model == 'resnet18' and method == 'cluscam'").assign(cell="old", seconds=9.0)
+    with pytest.raises(ValueError, match="ilsvrc/resnet18/cluscam: new, old"):  # never chosen by date
+        runtime_summary(pd.concat([timed_rows(True), older]))
 
 
 def test_cli_errors_name_the_fix(tmp_path):

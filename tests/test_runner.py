@@ -1,4 +1,8 @@
 """The runner: every method end to end on the synthetic set, resumption, and its errors."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -117,3 +121,85 @@ def test_excluded_ids_are_left_out(tmp_path):
     assert list(rows["id"]) == ["synthetic_000000", "synthetic_000002", "synthetic_000003", "synthetic_000005"]
     with pytest.raises(FileNotFoundError, match="dataset.exclude"):
         run_cell(cfg_for(tmp_path, "model=tiny_cnn", "method=gradcam", f"+dataset.exclude={tmp_path / 'nope.txt'}"))
+
+
+def alzheimer_folder(root, broken: bool = True):
+    """A tiny Alzheimer image folder: one readable test image and (``broken``) one unreadable."""
+    from PIL import Image
+
+    for split in ["train", "test"]:
+        for cls in ["MildDemented", "ModerateDemented", "NonDemented", "VeryMildDemented"]:
+            (root / split / cls).mkdir(parents=True, exist_ok=True)
+    Image.new("L", (40, 48), 90).save(root / "test" / "NonDemented" / "good (1).jpg")
+    if broken:
+        (root / "test" / "MildDemented" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    return root
+
+
+def test_skipped_images_are_retried_and_paths_stored_relative(tmp_path, capsys):
+    root = alzheimer_folder(tmp_path / "alz")
+    cfg = compose(["model=tiny_cnn", "method=gradcam", "dataset=alzheimer", f"dataset.root={root}",
+                   "run.workers=0", f"run.out_dir={tmp_path / 'runs'}"])
+    first = run_cell(cfg, progress=False)
+    assert sorted(first["status"].str.split(":").str[0]) == ["ok", "skipped"]
+    assert "retrying" not in capsys.readouterr().out
+    from PIL import Image
+    Image.new("L", (40, 48), 30).save(root / "test" / "MildDemented" / "broken.jpg", format="JPEG")  # repaired
+    again = run_cell(cfg, progress=False)
+    assert "tiny_cnn / gradcam: retrying 1 image(s) skipped as unreadable before" in capsys.readouterr().out
+    assert list(again["status"]) == ["ok", "ok"]
+    on_disk = runner.cell_store(cfg).rows()
+    assert sorted(on_disk["path"]) == ["test/MildDemented/broken.jpg", "test/NonDemented/good (1).jpg"]
+    assert len(pd.read_csv(runner.cell_store(cfg).dir / "rows.csv")) == 2
+
+
+def test_absolute_paths_of_older_rows_read_relative(tmp_path):
+    from benchmarks.results import load_rows
+
+    root = alzheimer_folder(tmp_path / "alz", broken=False)
+    cfg = compose(["model=tiny_cnn", "method=gradcam", "dataset=alzheimer", f"dataset.root={root}",
+                   "run.workers=0", f"run.out_dir={tmp_path / 'runs'}"])
+    run_cell(cfg, progress=False)
+    rows_csv = runner.cell_store(cfg).dir / "rows.csv"
+    old = pd.read_csv(rows_csv)
+    old["path"] = [str(root / p) for p in old["path"]]  # as rows were written before
+    old.to_csv(rows_csv, index=False)
+    assert list(load_rows(tmp_path / "runs")["path"]) == ["test/NonDemented/good (1).jpg"]
+
+
+def test_a_cell_has_one_writer_and_one_row_per_id(tmp_path):
+    from benchmarks.results import load_rows
+    from benchmarks.store import CellLocked
+
+    cfg = cfg_for(tmp_path, "model=tiny_cnn", "method=gradcam")
+    store = runner.cell_store(cfg)
+    with store.locked():  # another writer of the same cell (e.g. another run.batch_size)
+        with pytest.raises(CellLocked, match=f"cell {store.dir} is being written by another process .pid "):
+            run_cell(cfg, progress=False)
+        other = subprocess.run([sys.executable, "-c", "import sys; from benchmarks.store import CellStore\n"
+                                f"with CellStore({str(store.dir.parent)!r}, {store.identity!r}).locked(): sys.exit(0)"],
+                               capture_output=True, text=True)
+        assert other.returncode != 0 and f"another process (pid {os.getpid()}" in other.stderr
+    assert not store.dir.exists() and not store.lock_path.exists()
+    rows = run_cell(cfg, progress=False)
+    assert len(rows) == 6
+    # a part copied under another name with other values (as two writers with different batch sizes wrote)
+    part = sorted(store.parts.glob("*.csv"))[0]
+    copy = pd.read_csv(part, dtype={"id": str}).assign(ad=0.5)
+    copy.to_csv(store.parts / "ffffcopy.csv", index=False)  # after the original in part order
+    with pytest.warns(UserWarning, match="2 duplicate rows for 2 image ids"):
+        again = store.finish()
+    pd.testing.assert_frame_equal(again, rows)  # one row per id, the first part's
+    doubled = pd.concat([rows, rows])
+    doubled.to_csv(store.dir / "rows.csv", index=False)  # a rows.csv with two rows per id
+    with pytest.warns(UserWarning, match="6 duplicate rows"):
+        assert load_rows(tmp_path)["id"].is_unique
+
+
+def test_a_failed_run_leaves_no_cell(tmp_path):
+    weights = tmp_path / "weights.pth"
+    weights.write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="checkpoint"):
+        run_cell(cfg_for(tmp_path / "runs", "model=tiny_cnn", "method=gradcam", f"model.checkpoint={weights}"),
+                 progress=False)
+    assert not list((tmp_path / "runs").rglob("config.json")) and not list((tmp_path / "runs").rglob("*.lock"))

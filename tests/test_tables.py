@@ -107,7 +107,7 @@ def test_table2_means_stds_and_ranks():
     assert cells["CNNs/AG (↑)", "ScoreCAM"] == "*30.00 ± 10.00*"
     assert cells["CNNs/AG (↑)", "GradCAM"] == "20.00 ± 10.00"
     assert cells["ViTs/AG (↑)", "OptiCAM"] == f"*11.00 ± {sample_std([10, 12]):.2f}*"
-    assert meta["images_per_cell"] == {"min": 10, "max": 10, "kind": "images"}
+    assert meta["images_per_cell"] == dict.fromkeys(["AD", "IC", "AG"], {"min": 10, "max": 10})
     assert "AG-CAM" not in md
 
 
@@ -189,7 +189,7 @@ def test_table6_per_architecture_ranks_and_latex():
     assert len(table.blocks) == 2  # four architectures per block, as in the paper
     tex = render_latex(table, meta)
     assert r"\multicolumn{3}{c}{ResNet-18}" in tex and r"\textbf{5.00}" in tex and r"\textit{10.00}" in tex
-    assert "% Images per cell: 10." in tex and "% Commit(s): c0ffee. Device(s): Test GPU." in tex
+    assert "% Images averaged per cell: AD, IC, AG 10." in tex and "% Commit(s): c0ffee. Device(s): Test GPU." in tex
     assert r"AD ($\downarrow$)" in tex
 
 
@@ -202,8 +202,8 @@ def test_table4_single_box_images_bold_only():
     assert cells["GradCAM", "ResNet-18 LE (↓)"] == "**70.00**"
     assert cells["OptiCAM", "ResNet-34 EP (↑)"] == "**55.00**"
     assert cells["ClusCAM (Ours)", "Swin-B LE (↓)"] == "**68.00**"
-    assert meta["images_per_cell"] == {"min": 5, "max": 5, "kind": "single-box images"}
-    assert "Single-box images per cell: 5." in md
+    assert meta["images_per_cell"] == dict.fromkeys(["EP", "LE"], {"min": 5, "max": 5})
+    assert "Images averaged per cell: EP, LE 5 (EP, LE: single-box images)." in md
 
 
 def test_cell_means_match_metrics_summarize_with_nans():
@@ -256,8 +256,8 @@ def test_missing_cells_render_as_dash_and_are_listed():
     _, meta, md, _ = render("6", rows)
     assert md_cells(md)["ScoreCAM", "ResNet-18 AD (↓)"] == "*10.00*"  # other cells unaffected
     assert md_cells(md)["ClusCAM (Ours)", "ViT-B AD (↓)"] == "*5.00*"  # the block layout survives
-    assert "Images per cell: 8–10 (min–max)." in md
-    assert meta["images_per_cell"]["min"] == 8
+    assert "Images averaged per cell: AD, IC, AG 8–10 (min–max)." in md  # ResNet-50: the 8 ids of GradCAM
+    assert meta["images_per_cell"]["AD"]["min"] == 8
     assert ["ResNet-18", "ResNet-34", "ResNet-50", "ViT-B", "Swin-B"] == meta["model_names"]
     assert "Models: ResNet-18, ResNet-34, ResNet-50, ViT-B, Swin-B." in md
 
@@ -298,40 +298,119 @@ def test_table2_intervals_contain_family_means():
 
 
 # -- runs folder, duplicates, CLI ---------------------------------------------------------------------------
-def write_runs(root, rows: pd.DataFrame, provenance: dict) -> None:
+def write_runs(root, rows: pd.DataFrame, provenance: dict, configs: dict | None = None) -> None:
+    """A runs folder of ``rows``' cells; ``configs``: cell -> its config.json (default: single_box_only false)."""
     for (d, m, meth, cell), g in rows.groupby(["dataset", "model", "method", "cell"]):
         folder = root / d / m / meth / cell
         folder.mkdir(parents=True)
         g.drop(columns=["dataset", "model", "method", "cell", "commit", "date"]).to_csv(folder / "rows.csv",
                                                                                         index=False)
+        config = (configs or {}).get(cell, {"dataset": {"options": {"single_box_only": False}}})
+        (folder / "config.json").write_text(json.dumps(config))
         (folder / "provenance.jsonl").write_text(json.dumps({"commit": "old", "device": "x", "date": "2024"}) + "\n"
                                                  + json.dumps({**provenance, "date": g["date"].iloc[0]}) + "\n")
 
 
-def test_cli_reads_runs_folder_and_keeps_latest_cell(tmp_path):
+def test_cli_refuses_several_cells_and_selects_by_config(tmp_path):
+    """A second cell (e.g. a single-box-only sweep, run later) is never chosen by its date: the
+    tables refuse naming both cells, and --where picks one by its config."""
     rows = synthetic(short=("resnet50", "gradcam"))
-    stale = cell_rows("ilsvrc", "resnet18", "cluscam", {"ad": 90, "ic": 0, "ag": 0, "ep": 0, "le": 0},
-                      cell="0ld0ld", date="2024-06-01T00:00:00+00:00")
-    write_runs(tmp_path / "runs", pd.concat([rows, stale]), {"commit": "abc1234", "device": "NVIDIA H100"})
+    boxes = cell_rows("ilsvrc", "resnet18", "cluscam", {"ad": 90, "ic": 0, "ag": 0, "ep": 0, "le": 0},
+                      cell="b0xes0", date="2026-06-01T00:00:00+00:00")
+    write_runs(tmp_path / "runs", pd.concat([rows, boxes]), {"commit": "abc1234", "device": "NVIDIA H100"},
+               {"b0xes0": {"dataset": {"options": {"single_box_only": True}}}})
     out = tmp_path / "tables"
+    args = ["--runs", str(tmp_path / "runs"), "--out", str(out), "--resamples", "50"]
+    with pytest.raises(SystemExit, match="ilsvrc/resnet18/cluscam: aaaa, b0xes0. Choose one by its config with"):
+        main([*args, "--tables", "6"])
+    assert not out.exists()
     with pytest.warns(UserWarning) as record:
-        main(["--runs", str(tmp_path / "runs"), "--out", str(out), "--tables", "6", "4", "5", "7", "--resamples", "50"])
-    messages = [str(w.message) for w in record]
-    assert any("ilsvrc/resnet18/cluscam has 2 cells: using aaaa (date 2025-01-01" in m and m.endswith("ignoring 0ld0ld")
-               for m in messages)
-    assert any(m.startswith("table 7: no rows") for m in messages)
+        main([*args, "--tables", "6", "4", "5", "7", "--where", "dataset.options.single_box_only=false"])
+    assert [str(w.message) for w in record] == ["table 7: no rows for its dataset or model; skipped"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
         f"table{t}{s}" for t in "456" for s in (".md", ".tex", ".csv", ".meta.json"))  # no Alzheimer rows: no 7
     md = (out / "table6.md").read_text()
-    assert md_cells(md)["ClusCAM (Ours)", "ResNet-18 AD (↓)"] == "**5.00**"  # the newer cell's value
-    assert "Commit(s): abc1234. Device(s): Test GPU." in md and "Images per cell: 8–10 (min–max)." in md
-    assert "Older cells ignored: ilsvrc/resnet18/cluscam: 0ld0ld." in md
+    assert md_cells(md)["ClusCAM (Ours)", "ResNet-18 AD (↓)"] == "**5.00**"  # the selected cell's value
+    assert "Commit(s): abc1234. Device(s): Test GPU." in md and "AD, IC, AG 8–10 (min–max)." in md
     meta = json.loads((out / "table6.meta.json").read_text())
-    assert meta["commits"] == ["abc1234"] and meta["images_per_cell"] == {"min": 8, "max": 10, "kind": "images"}
+    assert meta["commits"] == ["abc1234"] and meta["images_per_cell"]["AG"] == {"min": 8, "max": 10}
     assert {c["cell"] for c in meta["cells"] if c["model"] == "resnet18" and c["method"] == "cluscam"} == {"aaaa"}
+    with pytest.raises(SystemExit, match="single_box_only=maybe: run benchmarks.run first"):
+        main([*args, "--where", "dataset.options.single_box_only=maybe"])
     # tables by family, with the families given (the default reads conf/model/<name>.yaml)
     paths = write_tables(synthetic(), out, ["2", "2ci", "8", "9"], families=FAMILIES, resamples=50)
     assert {p.name for p in paths} >= {"table2.md", "table2_ci.tex", "table8.csv", "table9.meta.json"}
+
+
+def ranged(model: str, method: str, ids: range, scale: float) -> pd.DataFrame:
+    """Rows of images ``ids`` whose AD term is scale * id % (EP and LE on the even, single-box ids)."""
+    rows = cell_rows("ilsvrc", model, method, {"ad": 0, "ic": 40, "ag": 20, "ep": 50, "le": 60}, n=len(ids))
+    return rows.assign(id=[f"img{i:03d}" for i in ids], ad=[scale * i / 100 for i in ids],
+                       n_boxes=[1 if i % 2 == 0 else 2 for i in ids])
+
+
+def test_methods_on_different_ranges_are_compared_on_their_common_ids():
+    rows = pd.concat([ranged("resnet18", "gradcam", range(0, 10), 1), ranged("resnet18", "cluscam", range(5, 15), 2)])
+    table, meta, md, stats = render("6", rows)
+    cells = md_cells(md)
+    assert cells["GradCAM", "AD (↓)"] == "**7.00**"  # ids 5-9: mean 7, not 4.5 over 0-9
+    assert cells["ClusCAM (Ours)", "AD (↓)"] == "*14.00*"  # 2 x 7, not 19 over 5-14
+    assert meta["common_ids"] == {"ilsvrc/resnet18/gradcam": {"kept": 5, "total": 10},
+                                  "ilsvrc/resnet18/cluscam": {"kept": 5, "total": 10}}
+    assert ("Each architecture's methods compared on the image ids all its cells have: "
+            "ilsvrc/resnet18: 5 ids (gradcam, cluscam had 10).") in md
+    csv = pd.read_csv(StringIO(render_csv(table)))
+    assert set(csv["n_images"]) == {5}
+    four = pd.read_csv(StringIO(render_csv(render("4", rows)[0])))
+    assert set(four["n_images"]) == {2}  # the single-box images among ids 5-9: 6 and 8
+    disjoint = pd.concat([ranged("resnet18", "gradcam", range(0, 5), 1), ranged("resnet18", "cluscam", range(5, 9), 1)])
+    with pytest.raises(ValueError, match=r"ilsvrc/resnet18: its cells have no image id in common \(ids per method: "
+                                         r"gradcam 5, cluscam 4\); run every method on the same range"):
+        cell_stats(disjoint)
+
+
+def test_table2_family_means_are_the_means_of_table6(tmp_path):
+    """Tables 2, 4 and 6 written together from a runs folder where one cell ran a shorter range."""
+    rows = pd.concat([ranged(m, meth, range(0, 6 if (m, meth) == ("resnet34", "cluscam") else 10), scale)
+                      for m in ("resnet18", "resnet34") for meth, scale in (("gradcam", 1), ("cluscam", 3))])
+    write_runs(tmp_path / "runs", rows, {"commit": "abc1234", "device": "x"})
+    main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path), "--tables", "2", "4", "6", "--resamples", "20"])
+    six = pd.read_csv(tmp_path / "table6.csv")
+    two = pd.read_csv(tmp_path / "table2.csv")
+    for method, name in (("gradcam", "GradCAM"), ("cluscam", "ClusCAM (Ours)")):
+        arch = six[(six["Method"] == name) & six["column"].str.endswith("AD (↓)")].set_index("column")["value"]
+        family = two[(two["Metric"] == "AD (↓)") & (two["column"] == name)]["value"].item()
+        assert family == pytest.approx(arch.mean())
+    ad = six[six["column"].str.endswith("AD (↓)")].set_index(["Method", "column"])["value"]
+    assert ad["GradCAM", "ResNet-34 AD (↓)"] == pytest.approx(2.5)  # ids 0-5, those of ResNet-34's ClusCAM
+    assert ad["GradCAM", "ResNet-18 AD (↓)"] == pytest.approx(4.5)  # ids 0-9
+    assert two[(two["Metric"] == "AD (↓)") & (two["column"] == "GradCAM")]["n_images"].item() == 16
+
+
+def test_each_metric_reports_the_images_it_averaged():
+    rows = cell_rows("ilsvrc", "resnet18", "cluscam", {"ad": 10, "ic": 20, "ag": 30, "ep": 40, "le": 50}, n=10)
+    rows.loc[3, "ad"] = np.nan
+    rows.loc[[0, 2], "ep"] = np.nan  # single-box images without an EP
+    table, meta, md, _ = render("6", rows)
+    assert "Images averaged per cell: AD 9; IC, AG 10." in md
+    assert dict(zip(pd.read_csv(StringIO(render_csv(table)))["column"], pd.read_csv(
+        StringIO(render_csv(table)))["n_images"])) == {"AD (↓)": 9, "IC (↑)": 10, "AG (↑)": 10}
+    table, meta, md, _ = render("4", rows)
+    assert meta["cells"][0]["averaged"] == {"EP": 3, "LE": 5}
+    assert "Images averaged per cell: EP 3; LE 5 (EP, LE: single-box images)." in md
+
+
+def test_a_dirty_working_tree_is_marked(tmp_path):
+    rows = synthetic()
+    rows.loc[rows["model"] == "vit_b_16", "commit"] = "c0ffee+dirty"
+    write_tables(rows, tmp_path / "dirty", ["6"], resamples=10, commit="1234abc+dirty")
+    md = (tmp_path / "dirty" / "table6.md").read_text()
+    assert "Rendered from a working tree with uncommitted changes (1234abc+dirty): not a result for the record." in md
+    assert ("Rows written from a working tree with uncommitted changes: " + ", ".join(
+        f"ilsvrc/vit_b_16/{m}" for m in VALUES) + ".") in md
+    assert json.loads((tmp_path / "dirty" / "table6.meta.json").read_text())["rendered_at"] == "1234abc+dirty"
+    write_tables(synthetic(), tmp_path / "clean", ["6"], resamples=10, commit="1234abc")
+    assert "uncommitted" not in (tmp_path / "clean" / "table6.md").read_text()
 
 
 def test_bad_input_errors():
