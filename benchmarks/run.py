@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import difflib
 import json
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from baselines import create_explainer
+from baselines import check_options, create_explainer
 from benchmarks import zoo
 from benchmarks.data import Preprocess, build_dataset, collate
 from benchmarks.metrics import confidence_change, image_metrics, summarize
@@ -48,6 +49,7 @@ def method_options(cfg: DictConfig) -> dict:
     overridden by the method's options (null ClusCAM options take the model's Table 3 entry), and
     the run's baseline, chunk size and precision."""
     own = {k: v for k, v in OmegaConf.to_container(cfg.method.options, resolve=True).items() if v is not None}
+    check_options(cfg.method.name, own, prefix="method.options.")
     opts = {**zoo.method_options(cfg.model, cfg.method.name), **own}
     if cfg.method.name == "cluscam":
         opts["seed"] = int(cfg.run.seed)
@@ -85,7 +87,21 @@ def dataset_for(cfg: DictConfig):
     dataset = build_dataset(d.name, preprocess=pre, start=start, stop=stop, **opts)
     excluded = excluded_ids(d.get("exclude"))
     dataset.records = [rec for rec in dataset.records if rec.id not in excluded]
+    if not dataset.records:
+        raise ValueError(f"no images to run: {d.name} has none in run.start={start}, run.n_images={cfg.run.n_images}"
+                         f"{' less dataset.exclude' if excluded else ''}; widen the range or check dataset.options")
     return dataset
+
+
+def check_keys(cfg: DictConfig) -> None:
+    """Refuse ``run.*`` and ``metrics.*`` keys that conf/config.yaml does not define (e.g. +run.batchsize=4)."""
+    known = OmegaConf.load(CONF_DIR / "config.yaml")
+    for section in ("run", "metrics"):
+        for key in cfg[section]:
+            if key not in known[section]:
+                close = difflib.get_close_matches(key, list(known[section]), n=1)
+                guess = f"did you mean {section}.{close[0]}? " if close else ""
+                raise ValueError(f"unknown option {section}.{key}; {guess}{section} takes {', '.join(known[section])}")
 
 
 def excluded_ids(path: str | None) -> set[str]:
@@ -111,6 +127,7 @@ def cell_identity(cfg: DictConfig, model_cfg: DictConfig, options: dict) -> dict
 def run_cell(cfg: DictConfig, progress: bool = True) -> pd.DataFrame:
     """Explain and evaluate every image of the cell's range not yet on disk (retrying those skipped
     as unreadable before) while holding the cell's lock; return the range's rows."""
+    check_keys(cfg)
     device = resolve_device(cfg.run.device)
     model_cfg = model_config(cfg)
     options = method_options(cfg)

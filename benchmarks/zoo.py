@@ -15,7 +15,7 @@ framework's hub weights (torchvision / timm, read from their cache when present)
 from __future__ import annotations
 
 import importlib
-import pickle
+import re
 from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
@@ -187,9 +187,10 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist; set model.checkpoint to a state_dict file or null")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(f"checkpoint {str(path)!r} is not a plain state_dict (torch.load weights_only=True refused it: "
-                         f"{str(err).splitlines()[0]}); save model.state_dict() with torch.save") from err
+    except OSError:
+        raise
+    except Exception as err:  # torch.load fails with many types (EOFError, IndexError, KeyError, ...) on non-checkpoints
+        raise ValueError(_unloadable(path, err)) from err
     state = _state_dict_of(obj, path)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
@@ -203,6 +204,19 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
         )
     model.load_state_dict(state)
     return model
+
+
+def _unloadable(path: Path, err: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused ``path``, without torch's advice to load it unsafely."""
+    fix = "point model.checkpoint to a file saved with torch.save(model.state_dict(), path)"
+    if path.stat().st_size == 0:
+        return f"checkpoint {str(path)!r} is an empty file; {fix}"
+    unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+    if unsafe:
+        return (f"checkpoint {str(path)!r} is not a plain state_dict: it pickles {unsafe[1]}, which a weights-only "
+                f"load refuses (never load untrusted files with weights_only=False); {fix}")
+    return (f"checkpoint {str(path)!r} is not a torch.save file (text, truncated or another format; torch.load "
+            f"raised {type(err).__name__}); {fix}")
 
 
 def _state_dict_of(obj: Any, path: Path) -> dict[str, torch.Tensor]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from dataclasses import dataclass
 from typing import Literal
@@ -66,8 +67,8 @@ class ClusCAM(Explainer):
         **kwargs,
     ) -> None:
         super().__init__(model, layer, **kwargs)
-        if k < 1:
-            raise ValueError(f"k (number of groups) must be >= 1, got {k}")
+        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"k (number of groups) must be an integer >= 1, got {k!r}")
         if not 0 <= r < 1:
             raise ValueError(f"r (discarding ratio) must be in [0, 1), got {r}; Table 3 gives percents, divide by 100")
         if not tau > 0:

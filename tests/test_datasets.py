@@ -85,6 +85,34 @@ def test_kaggle_item_image_and_rescaled_box():
     assert crop.boxes.tolist()[0] == pytest.approx(expected.tolist(), abs=1e-4)
 
 
+@pytest.fixture
+def kaggle_root(tmp_path):
+    """A Kaggle layout of two made-up images and classes."""
+    ids = ["ILSVRC2012_val_00000001", "ILSVRC2012_val_00000002"]
+    (tmp_path / "LOC_synset_mapping.txt").write_text("n00000001 cat\nn00000002 dog\n")
+    (tmp_path / "LOC_val_solution.csv").write_text(
+        "ImageId,PredictionString\n" + "".join(f"{i},n0000000{k + 1} 1 2 20 30 \n" for k, i in enumerate(ids)))
+    val = tmp_path / "ILSVRC/Data/CLS-LOC/val"
+    val.mkdir(parents=True)
+    for i in ids:
+        Image.new("RGB", (40, 40)).save(val / f"{i}.JPEG")
+    return tmp_path, ids
+
+
+def test_kaggle_misnamed_images_are_counted_and_an_empty_folder_is_an_error(kaggle_root):
+    root, ids = kaggle_root
+    val = root / "ILSVRC/Data/CLS-LOC/val"
+    for name in ["ILSVRC2012_val_3.JPEG", "photo.jpg"]:
+        Image.new("RGB", (40, 40)).save(val / name)
+    (val / "notes.txt").write_text("not an image")
+    with pytest.warns(UserWarning, match=r"2 of 4 image files in .* are left out: .*\['ILSVRC2012_val_3.JPEG', 'photo.jpg'\]"):
+        assert ILSVRCVal(root).ids == ids
+    for f in val.iterdir():
+        f.unlink()
+    with pytest.raises(FileNotFoundError, match=r"no ILSVRC2012_val_<8 digits>.JPEG images in .*val: the Kaggle download"):
+        ILSVRCVal(root)
+
+
 # -- ILSVRC, standard layout (fixture from three shared images) --------------------------------------
 def write_xml(path: Path, objects: list[tuple[str, list[float]]], size: tuple[int, int]) -> None:
     objs = "".join(f"<object><name>{s}</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax>"

@@ -203,3 +203,27 @@ def test_a_failed_run_leaves_no_cell(tmp_path):
         run_cell(cfg_for(tmp_path / "runs", "model=tiny_cnn", "method=gradcam", f"model.checkpoint={weights}"),
                  progress=False)
     assert not list((tmp_path / "runs").rglob("config.json")) and not list((tmp_path / "runs").rglob("*.lock"))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("method.options.k=2.5", r"^cluscam option method.options.k=2.5 must be an integer, e.g. method.options.k=30$"),
+    ("method.options.k=abc", r"^cluscam option method.options.k='abc' must be an integer"),
+    ("method.options.grouping=chanels", r"option method.options.grouping='chanels' must be one of 'channels', 'tokens'"),
+    ("+method.options.kk=3", r"^cluscam has no option method.options.kk; did you mean method.options.k\? its options"),
+    ("+run.batchsize=4", r"^unknown option run.batchsize; did you mean run.batch_size\? run takes device, batch_size"),
+    ("+metrics.le_regoin=mean_box", r"^unknown option metrics.le_regoin; did you mean metrics.le_region\?"),
+    ("run.n_images=0", r"^no images to run: synthetic has none in run.start=0, run.n_images=0"),
+    ("run.start=6", r"^start=6 \(run.start\) is past the end of the 6 images; give a start below 6$"),
+])
+def test_bad_options_fail_with_one_line_before_any_work(tmp_path, override, message):
+    with pytest.raises(ValueError, match=message) as err:
+        run_cell(cfg_for(tmp_path, "model=tiny_cnn", "method=cluscam", override), progress=False)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "synthetic").exists()
+
+
+def test_every_excluded_image_is_an_error(tmp_path):
+    ids = tmp_path / "val_ids.txt"
+    ids.write_text("".join(f"synthetic_{i:06d}\n" for i in range(6)))
+    with pytest.raises(ValueError, match="no images to run: .* less dataset.exclude"):
+        run_cell(cfg_for(tmp_path, "model=tiny_cnn", "method=gradcam", f"+dataset.exclude={ids}"), progress=False)

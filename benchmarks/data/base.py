@@ -144,6 +144,9 @@ def select_records(records: Sequence[Record], start: int = 0, stop: int | None =
     ids = [r.id for r in ordered]
     if len(set(ids)) != len(ids):
         raise ValueError("dataset ids are not unique")
+    if start >= len(ordered) > 0:
+        raise ValueError(f"start={start} (run.start) is past the end of the {len(ordered)} images; give a start "
+                         f"below {len(ordered)}")
     chosen = ordered[start:stop]
     return [r for r in chosen if len(r.boxes) == 1] if single_box_only else chosen
 

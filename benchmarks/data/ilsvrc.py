@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Literal
@@ -45,6 +46,7 @@ BOX_DIRS = ("bbox", "bbox_val", "Annotations", "xml", "val", "ILSVRC2012_img_val
 LABEL_FILES = (DEVKIT_LABELS, f"ILSVRC2012_devkit_t12/data/{DEVKIT_LABELS}", "val_labels.txt")
 SYNSET_FILES = (KAGGLE_SYNSETS, "synset_words.txt", "synsets.txt")
 META_FILES = ("meta.mat", "data/meta.mat", "ILSVRC2012_devkit_t12/data/meta.mat")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 _IMAGE = re.compile(r"^(ILSVRC2012_val_(\d{8}))\.(jpe?g|png)$", re.IGNORECASE)
 _XML = re.compile(r"^ILSVRC2012_val_\d{8}\.xml$", re.IGNORECASE)
@@ -65,6 +67,18 @@ def _list_images(folder: Path) -> dict[str, str]:
     if not folder.is_dir():
         return {}
     return {m.group(1): name for name in os.listdir(folder) if (m := _IMAGE.match(name))}
+
+
+def _images_in(folder: Path) -> dict[str, str]:
+    """:func:`_list_images` of the chosen image folder, with a warning that counts the image files it leaves out."""
+    images = _list_images(folder)
+    names = os.listdir(folder) if folder.is_dir() else []
+    left = sorted(set(n for n in names if n.lower().endswith(IMAGE_SUFFIXES)) - set(images.values()))
+    if left:
+        warnings.warn(f"{len(left)} of {len(left) + len(images)} image files in {folder} are left out: their names are "
+                      f"not ILSVRC2012_val_<8 digits>.JPEG or repeat an id, e.g. {left[:3]}; rename them to use them",
+                      stacklevel=3)
+    return images
 
 
 def _first_with_images(root: Path, candidates: tuple[str, ...]) -> Path | None:
@@ -163,7 +177,10 @@ def kaggle_records(root: Path) -> tuple[list[str], list[Record]]:
     index = {s: i for i, s in enumerate(synsets)}
     with open(root / KAGGLE_CSV, newline="") as f:
         solution = {row["ImageId"]: row["PredictionString"] for row in csv.DictReader(f)}
-    images = _list_images(root / KAGGLE_IMAGES)
+    images = _images_in(root / KAGGLE_IMAGES)
+    if not images:
+        raise FileNotFoundError(f"no ILSVRC2012_val_<8 digits>.JPEG images in {root / KAGGLE_IMAGES}: the Kaggle "
+                                f"download is incomplete; extract the val images there. {_HELP}")
     unknown = sorted(set(images) - set(solution))
     if unknown:
         raise ValueError(f"{len(unknown)} images of {root / KAGGLE_IMAGES} have no row in {KAGGLE_CSV}, e.g. {unknown[:3]}")
@@ -181,7 +198,7 @@ def kaggle_records(root: Path) -> tuple[list[str], list[Record]]:
 def standard_records(root: Path, images_dir: Path | None, boxes_dir: Path | None, labels_file: Path | None,
                      synsets_file: Path | None, label_format: LabelFormat, require_boxes: bool) -> tuple[list[str], list[Record]]:
     images_dir = images_dir or _first_with_images(root, IMAGE_DIRS)
-    images = _list_images(images_dir) if images_dir else {}
+    images = _images_in(images_dir) if images_dir else {}
     if not images:
         raise FileNotFoundError(f"no ILSVRC2012_val_*.JPEG images in {images_dir or root}. {_HELP}")
     meta = _first_file(root, META_FILES)
