@@ -70,9 +70,16 @@ sweep-alzheimer: install need-alz
 
 table1: install need-ilsvrc
 	$(PY) -m scripts.table1 model=resnet18 dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) run.n_images=$(N) run.device=$(DEVICE) --out $(RESULTS)/tables
+# Alg. 2-3 select on images the tables do not evaluate: ILSVRC's SELECT_N images after the evaluated
+# [0, N); on Alzheimer, each training report's validation ids (left out of Table 7).
+SELECT_N ?= $(N)
+.PHONY: table3-alzheimer
 table3: install need-ilsvrc
 	for m in $$(echo $(MODELS) | tr , ' '); do \
-	  $(PY) -m scripts.select_hparams model=$$m dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) run.n_images=$(N) run.device=$(DEVICE) --out $(RESULTS)/tables || exit 1; done
+	  $(PY) -m scripts.select_hparams model=$$m dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) run.start=$(N) run.n_images=$(SELECT_N) run.device=$(DEVICE) --evaluated $(N) --out $(RESULTS)/tables || exit 1; done
+table3-alzheimer: install need-alz
+	for m in $$(echo $(MODELS) | tr , ' '); do \
+	  $(PY) -m scripts.select_hparams model=$$m dataset=alzheimer dataset.root=$(ALZ_ROOT) model.checkpoint=$(ALZ_CKPT)/$${m}_alzheimer.pth run.device=$(DEVICE) --val-ids $(ALZ_CKPT)/$${m}_alzheimer.json --out $(RESULTS)/tables/alzheimer || exit 1; done
 table2: sweep-ilsvrc sweep-alzheimer
 	$(PY) -m scripts.tables --runs $(RUNS) --out $(RESULTS)/tables --tables 2 2ci
 table4: sweep-ilsvrc  # EP, LE: the single-box images of the same rows

@@ -20,11 +20,14 @@ class AblationCAM(WeightedCAM):
     """Weights from the drop of the target logit when one channel map is ablated:
     w_k = (y_c - y_c^k) / y_c (Sec. 3, the "slope"), y_c^k the logit with A_k removed.
 
-    ablation: the value an ablated map takes.  ``zero`` sets A_k to 0 as the paper does;
-    ``min_offset`` is pytorch-grad-cam's rule: 0 when the image's smallest activation is 0, else
-    that minimum - 1e7 (for layers whose outputs can be negative).  For token layouts only the patch
-    tokens of channel k are ablated (pytorch-grad-cam's ViT layer also ablates the class token's
-    channel k).
+    ablation: the value an ablated map takes.  ``min_offset`` (default) is the rule of
+    pytorch-grad-cam 1.5.7, which the ClusCAM paper ran (``ablation_layer.AblationLayer.__call__``):
+    0 when the image's smallest activation at the layer is 0, else that minimum - 1e7 (layers whose
+    outputs can be negative: SiLU / GELU, every ViT patch embedding).  Its loop takes the minimum of
+    copies already ablated, so copy i of a chunk gets min - (i + 1) 1e7; this uses min - 1e7 for
+    every copy, as the library does with ``batch_size=1``.  ``zero`` sets A_k to 0 as the AblationCAM
+    paper does.  For token layouts only the patch tokens of channel k are ablated
+    (pytorch-grad-cam's ViT layer also ablates the class token's channel k).
 
     copies: where the C ablated copies of an image are made.  ``layer``: at the layer's output,
     the network after the layer runs on them (1 forward + C partial passes per image); this needs
@@ -35,7 +38,7 @@ class AblationCAM(WeightedCAM):
     warning) if the network cannot run after the layer on the copies.  At most ``chunk_size``
     copies run at a time."""
 
-    def __init__(self, model, layer, *, ablation: Ablation = "zero", copies: Copies = "auto", **kwargs) -> None:
+    def __init__(self, model, layer, *, ablation: Ablation = "min_offset", copies: Copies = "auto", **kwargs) -> None:
         super().__init__(model, layer, **kwargs)
         if ablation not in ABLATIONS:
             raise ValueError(f"unknown ablation {ablation!r}; use one of {ABLATIONS}")

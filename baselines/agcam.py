@@ -7,9 +7,10 @@ post-softmax attention, passed through ReLU, as its weight (Eq. 7):
 
     cam = sum_l sum_h ReLU(d z_c / d A_lh[cls, :]) * sigmoid(S_lh[cls, :]),
 
-then the [class] column is dropped and the rest reshaped to the token grid (the hooked layer's
-LayerSpec gives the grid and the number of prefix tokens; its output is not otherwise used).  The
-official code sums heads and layers (a mean is the same map after min-max).  It also detaches the
+then the [class] column is dropped and the rest reshaped to the token grid.  The hooked layer only
+gives that grid: a tokens LayerSpec names the prefix tokens; a map layer (the patch embedding conv,
+the paper's ViT hook, App. A) gives the grid, the columns before its h*w patches being the prefix.
+The official code sums heads and layers (a mean is the same map after min-max).  It also detaches the
 input of every attention module (its ``Attention.forward``), so gradients flow only through the
 residual and MLP branches (the paper's dE^(k+1)/dE^k = I): ``detach_attention_input`` (default True)
 keeps that.
@@ -199,18 +200,18 @@ class AttentionCapture(Capture):
 
 
 class AGCAM(Explainer):
-    """AG-CAM for a batch.  layer: the token grid, e.g. ``LayerSpec('blocks.-1.norm1', 'tokens', 1)``
-    (timm) or ``LayerSpec('encoder.layers.-1.ln_1', 'tokens', 1)`` (torchvision); prefix_tokens >= 1:
-    the [class] token, first, gives the row that is read."""
+    """AG-CAM for a batch.  layer: the token grid, e.g. the patch embedding ``'patch_embed.proj'``
+    (timm) / ``'conv_proj'`` (torchvision), or ``LayerSpec('blocks.-1.norm1', 'tokens', 1)``; a tokens
+    layer needs prefix_tokens >= 1: the [class] token, first, gives the row that is read."""
 
     uses_gradients = True
 
     def __init__(self, model, layer, *, detach_attention_input: bool = True, **kwargs) -> None:
         super().__init__(model, layer, **kwargs)
-        if self.layer.layout != "tokens" or self.layer.prefix_tokens < 1:
+        if self.layer.layout == "tokens" and self.layer.prefix_tokens < 1:
             raise ValueError(
-                "AG-CAM reads the [class] token's attention row: give a tokens LayerSpec with "
-                f"prefix_tokens >= 1 (e.g. LayerSpec('blocks.-1.norm1', 'tokens', 1)), got {self.layer}"
+                "AG-CAM reads the [class] token's attention row: give the patch embedding or a tokens LayerSpec "
+                f"with prefix_tokens >= 1 (e.g. LayerSpec('blocks.-1.norm1', 'tokens', 1)), got {self.layer}"
             )
         self.reader = attention_reader(model)
         self.detach_attention_input = detach_attention_input
@@ -231,5 +232,11 @@ class AGCAM(Explainer):
 
     def saliency(self, cap: AttentionCapture) -> torch.Tensor:
         # Eq. 7 weights ReLU(grad) times Eq. 2 maps sigmoid(S), summed over heads and blocks (official 'sum')
-        cam = (cap.attn_grad.relu() * cap.scores.sigmoid()).sum((1, 2))
-        return self.layer.maps(cam.unsqueeze(-1))[:, 0]  # drop prefix columns, reshape to the grid
+        cam = (cap.attn_grad.relu() * cap.scores.sigmoid()).sum((1, 2))  # [B, prefix + h*w]
+        if self.layer.layout == "tokens":
+            return self.layer.maps(cam.unsqueeze(-1))[:, 0]  # drop prefix columns, reshape to the grid
+        h, w = cap.maps.shape[-2:]
+        if cam.shape[1] <= h * w:
+            raise ValueError(f"AG-CAM: the attention has {cam.shape[1]} tokens, no [class] token before the "
+                             f"{h}x{w} patches of layer {self.layer.path!r}")
+        return cam[:, -h * w:].unflatten(1, (h, w))

@@ -215,11 +215,12 @@ def predicted_boxes(saliency: torch.Tensor, region: Region = "mean_box") -> tupl
 # -- localization: EP, LE ----------------------------------------------------------------------------
 def energy_pointing(saliency: torch.Tensor, boxes: torch.Tensor, counts=None) -> torch.Tensor:
     """EP per image (Eq. 14): saliency energy inside the ground-truth box(es) / total energy, for
-    non-negative maps.  NaN where the map has no energy (all zero) or the image has no box."""
+    non-negative maps.  A map with no energy (all zero, e.g. a ReLU that kills the whole CAM) puts
+    none on the object: EP 0, and the image counts in the mean.  NaN where the image has no box."""
     maps = _maps(saliency)
     boxes, valid = _boxes(boxes, counts, maps.shape[0], maps.device)
     inside = box_masks(boxes, maps.shape[-2:], valid.sum(1))
-    ep = _ratio((maps * inside).sum((1, 2)), maps.sum((1, 2)), empty=float("nan"))
+    ep = _ratio((maps * inside).sum((1, 2)), maps.sum((1, 2)), empty=0.0)  # Eq. 14, 0 / 0 := 0
     return torch.where(valid.any(1), ep, torch.full_like(ep, float("nan")))
 
 

@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 
 from baselines import METHODS, create_explainer
+from baselines.agcam import READERS
 from benchmarks import zoo
 from benchmarks.data import PackagePhotos, Preprocess, collate
 from benchmarks.provenance import device_name, git_commit, resolve_device
@@ -174,8 +175,8 @@ def measure_model(name: str, methods: list[str], args, device: torch.device) -> 
     table3 = zoo.method_options(cfg, "cluscam")
     for method in methods:
         layer = zoo.layer_spec(cfg, method)
-        if method == "agcam" and layer.layout != "tokens":
-            continue
+        if method == "agcam" and not any(reader.find(model) for reader in READERS):
+            continue  # AG-CAM reads timm / torchvision ViT attention only
         opts = zoo.method_options(cfg, method)
         maps = {}  # each precision's maps of the timed call; fp32's are the bf16 reference
         for precision in precisions:

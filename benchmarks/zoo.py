@@ -1,7 +1,8 @@
 """The model zoo: every network of the benchmark, built from its ``conf/model/<name>.yaml``.
 
 A model's YAML is the single source of truth for its settings: builder and weights, input
-transform, the layer ClusCAM hooks (with per-method overrides) and ClusCAM's Table 3
+transform, the layer every method hooks (App. A: the patch embedding or the final convolutional
+layer; ``hooks: method_specific`` gives some methods their own layer instead) and ClusCAM's Table 3
 hyperparameters.  :func:`create_model` builds a model in eval mode from a name or a config (a
 Hydra ``model`` group entry or any mapping of the same fields); :func:`layer_spec` and
 :func:`method_options` give the layer a method hooks and its model-specific options, e.g.
@@ -35,9 +36,10 @@ MODEL_DIR = CONF_DIR / "model"
 MODEL_NAMES: tuple[str, ...] = tuple(sorted(p.stem for p in MODEL_DIR.glob("*.yaml")))
 SOURCES: tuple[str, ...] = ("torchvision", "timm", "pypi", "tiny")
 FAMILIES: tuple[str, ...] = ("cnn", "vit")
+HOOKS: tuple[str, ...] = ("paper", "method_specific")
 FIELDS: tuple[str, ...] = (
     "name", "family", "source", "arch", "weights", "kwargs", "num_classes", "pretrained", "checkpoint",
-    "input", "layer", "cluscam", "method_layers", "method_options",
+    "input", "layer", "cluscam", "hooks", "method_layers", "method_options",
 )
 IMAGENET_CLASSES = 1000
 ModelConfig = DictConfig | Mapping[str, Any] | str
@@ -68,21 +70,29 @@ def _checked(cfg: DictConfig | Mapping[str, Any]) -> DictConfig:
         raise ValueError(f"model {cfg.name!r}: unknown source {cfg.source!r}; use one of {SOURCES}")
     if cfg.family not in FAMILIES:
         raise ValueError(f"model {cfg.name!r}: unknown family {cfg.family!r}; use one of {FAMILIES}")
+    if cfg.hooks not in HOOKS:
+        raise ValueError(f"model {cfg.name!r}: unknown hooks {cfg.hooks!r}; use one of {HOOKS}")
     return cfg
 
 
 def layer_spec(cfg: ModelConfig, method: str | None = None) -> LayerSpec:
-    """The layer ``method`` hooks: its entry in ``method_layers``, else the model's ``layer``."""
+    """The layer ``method`` hooks: the model's ``layer`` (App. A: "immediately after either the patch
+    embedding layer or the final convolutional layer", for every method); with ``hooks:
+    method_specific``, the method's ``method_layers`` entry where it has one."""
     cfg = _config(cfg)
-    spec = cfg.method_layers.get(method) if method is not None else None
+    spec = cfg.method_layers.get(method) if cfg.hooks == "method_specific" and method is not None else None
     return LayerSpec.of(OmegaConf.to_container(cfg.layer if spec is None else spec))
 
 
 def method_options(cfg: ModelConfig, method: str) -> dict[str, Any]:
-    """Model-specific keyword options of ``method``: the ``cluscam`` block (Table 3) for ClusCAM,
-    the method's ``method_options`` entry otherwise."""
+    """Model-specific keyword options of ``method``: the ``cluscam`` block (Table 3) for ClusCAM; for
+    the others, with ``hooks: method_specific``, the ``method_options`` entry that goes with the
+    method's own hook (e.g. ReciproCAM's ``expand_at``)."""
     cfg = _config(cfg)
-    opts = cfg.cluscam if method == "cluscam" else cfg.method_options.get(method)
+    if method == "cluscam":
+        opts = cfg.cluscam
+    else:
+        opts = cfg.method_options.get(method) if cfg.hooks == "method_specific" else None
     return {} if opts is None else OmegaConf.to_container(opts)
 
 

@@ -101,20 +101,22 @@ class ClusCAM(Explainer):
         b, _, h, w = maps.shape
         normed = normalize_upsampled(maps, cap.size)  # Upsample(normed) = Normalize(Upsample(F))
         if self.metric == "upsampled":
-            # ||U a - U b|| = ||(a - b) R||: clustering normed @ R is clustering the upsampled maps.
+            # ||U a - U b|| = ||(a - b) R||: clustering normed @ R is clustering the upsampled maps,
+            # with scikit-learn's tolerance of that H*W-pixel space (REFERENCE.md: the public code).
             points = normed.flatten(2) @ self._root((h, w), cap.size, maps.device)
+            labels, k = self.partition(points, n_features=cap.size[0] * cap.size[1])
         else:
-            points = maps.flatten(2)  # Alg. 1 line 2: the flattened p x q maps
-        labels, k = self.partition(points)
+            labels, k = self.partition(maps.flatten(2))  # Alg. 1 line 2: the flattened p x q maps
         onehot = self._one_hot(labels, k)  # [B, C, K]
         counts = onehot.sum(1)
         meta = torch.bmm(onehot.transpose(1, 2), normed.flatten(2)) / counts.clamp_min(1).unsqueeze(-1)  # Eq. 4
         return MetaRepresentations(meta.view(b, k, h, w), counts > 0, labels)
 
-    def partition(self, points: torch.Tensor) -> tuple[torch.Tensor, int]:
+    def partition(self, points: torch.Tensor, n_features: int | None = None) -> tuple[torch.Tensor, int]:
         """Group labels [B, N] of the representations (-1: in no group) and the number of groups.
 
-        ``kmeans``: K-means++ on the device (Sec. 3.4).  The ablations of Fig. 5: ``none`` (each
+        ``kmeans``: K-means++ on the device (Sec. 3.4), its tolerance scaled to ``n_features``
+        (:func:`cluscam.kmeans.kmeans`).  The ablations of Fig. 5: ``none`` (each
         representation its own group), ``spectral`` and ``hdbscan`` (scikit-learn on the CPU, one
         image at a time, with the public code's settings; HDBSCAN decides the number of groups and
         leaves noise points out, or makes every point a group when it finds none)."""
@@ -123,7 +125,7 @@ class ClusCAM(Explainer):
             return torch.arange(n, device=points.device).expand(b, n), n
         k = self._k_for(n)
         if self.clustering == "kmeans":
-            return kmeans(points, k, seed=self.seed, n_init=self.n_init).labels, k
+            return kmeans(points, k, seed=self.seed, n_init=self.n_init, n_features=n_features).labels, k
         labels = [self._sklearn_labels(x, k) for x in points.detach().cpu().double().numpy()]
         k = max(int(lab.max()) + 1 for lab in labels)
         return torch.as_tensor(np.stack(labels), dtype=torch.long, device=points.device), k

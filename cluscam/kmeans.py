@@ -75,11 +75,15 @@ def kmeans(
     n_init: int = 1,
     max_iter: int = 300,
     tol: float = 1e-4,
+    n_features: int | None = None,
 ) -> KMeansResult:
     """Cluster each of the B problems in ``x`` [B, N, d] into ``k`` groups (k <= N).
 
-    ``tol`` is relative to the mean per-feature variance of each problem, as in scikit-learn;
-    ``n_init`` runs that many seedings and keeps the lowest inertia per problem."""
+    ``tol`` is relative to the mean per-feature variance of each problem, as in scikit-learn
+    (``_tolerance``: tol * mean(var(X, axis=0))).  ``n_features``: the dimension of the space the
+    points are an isometric image of, whose mean variance that is (total variance / n_features; the
+    H*W pixels for upsampled maps clustered as ``maps @ R``); default d.  ``n_init`` runs that many
+    seedings and keeps the lowest inertia per problem."""
     if x.dim() != 3:
         raise ValueError(f"kmeans expects [B, N, d] points, got shape {tuple(x.shape)}")
     b, n, _ = x.shape
@@ -90,7 +94,8 @@ def kmeans(
     x_sq = (x * x).sum(-1)
     centers = torch.cat([_kmeanspp(x, x_sq, k, gen) for _ in range(n_init)])
     xs, xs_sq = x.repeat(n_init, 1, 1), x_sq.repeat(n_init, 1)  # the seedings run as one batch
-    thresh = tol * x.var(1, unbiased=False).mean(-1).repeat(n_init)  # [B * n_init]
+    features = x.shape[-1] if n_features is None else n_features
+    thresh = (tol * x.var(1, unbiased=False).sum(-1) / features).repeat(n_init)  # [B * n_init]
     labels = _sq_dist(xs, xs_sq, centers).argmin(-1)
     done = torch.zeros(xs.shape[0], dtype=torch.bool, device=x.device)
     n_iter = 0

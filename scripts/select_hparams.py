@@ -1,10 +1,16 @@
 """Table 3: ClusCAM's K, r and tau chosen per architecture by Alg. 2, Alg. 3 and Eq. 10.
 
-    python -m scripts.select_hparams model=resnet18 dataset=ilsvrc dataset.root=/data/ilsvrc run.n_images=200 \\
-        [--ks 5 10 15 ... 100] [--out results/tables]
+    python -m scripts.select_hparams model=resnet18 dataset=ilsvrc dataset.root=/data/ilsvrc \\
+        run.start=1000 run.n_images=1000 [--evaluated 1000] [--ks 5 10 15 ... 100] [--out results/tables]
+    python -m scripts.select_hparams model=resnet18 dataset=alzheimer dataset.root=/data/alzheimer \\
+        model.checkpoint=checkpoints/resnet18_alzheimer.pth --val-ids checkpoints/resnet18_alzheimer.json
 
 Hydra-style overrides pick the model, the validation images (dataset, run.start, run.n_images) and the
-run options (device, batch size, chunk size, seed); ``--ks`` the candidate K values.  Each model's
+run options (device, batch size, chunk size, seed); ``--ks`` the candidate K values.  Alg. 2-3 select
+on held-out validation images (Sec. 3.4, Eq. 8: "a held-out validation set"), never on those the
+tables evaluate: ILSVRC's range must start at or after ``--evaluated`` (the tables' images [0, N),
+the paper's 1,000 by default, App. A); ``--val-ids`` selects exactly the ids of a training report's
+``val_ids`` (Alzheimer: the 380 validation images, which the tables leave out) or of an id list.  Each model's
 selection, with its curves P(K) and C(K) and provenance, goes to ``<out>/table3/<model>.json``; all
 of them are then rendered as ``<out>/table3.md``/``.tex``/``.csv`` beside the paper's values.
 """
@@ -21,20 +27,43 @@ from torch.utils.data import DataLoader
 from benchmarks import zoo
 from benchmarks.data import collate
 from benchmarks.provenance import provenance, resolve_device
-from benchmarks.run import compose, dataset_for, model_config
+from benchmarks.data.base import RecordDataset
+from benchmarks.run import compose, dataset_for, excluded_ids, model_config
 from cluscam.selection import select_hyperparameters
 
 DEFAULT_KS = tuple(range(5, 101, 5))
+EVALUATED = 1000  # App. A: "we evaluated on 1,000 images from the validation set"
 
 
-def select(overrides: list[str], ks=DEFAULT_KS) -> dict:
-    """Run the selection for the config ``overrides`` describe; the JSON-ready record."""
+def selection_dataset(cfg, val_ids: Path | None = None, evaluated: int = EVALUATED) -> RecordDataset:
+    """The images Alg. 2-3 select on, disjoint from those the tables evaluate: exactly the ids in
+    ``val_ids`` when given, else the range from ``run.start``, which must not start before
+    ``evaluated`` (the tables' range [0, evaluated))."""
+    dataset = dataset_for(cfg)
+    if val_ids is not None:
+        keep = excluded_ids(str(val_ids))
+        missing = keep - set(dataset.ids)
+        if missing:
+            raise ValueError(f"{len(missing)} of the {len(keep)} ids in {val_ids} are not in the {cfg.dataset.name} "
+                             f"images (e.g. {sorted(missing)[0]!r}); check dataset.options.split and the run range")
+        dataset.records = [rec for rec in dataset.records if rec.id in keep]
+    elif int(cfg.run.start) < evaluated:
+        raise ValueError(f"run.start={cfg.run.start} selects on images [0, {evaluated}) that the tables evaluate: "
+                         f"pass run.start={evaluated} (or --evaluated N for tables of N images), or --val-ids")
+    if not dataset.records:
+        raise ValueError(f"no {cfg.dataset.name} images to select on: check run.start and run.n_images")
+    return dataset
+
+
+def select(overrides: list[str], ks=DEFAULT_KS, val_ids: Path | None = None, evaluated: int = EVALUATED) -> dict:
+    """Run the selection for the config ``overrides`` describe, on :func:`selection_dataset`; the
+    JSON-ready record."""
     cfg = compose(overrides)
     device = resolve_device(cfg.run.device)
     model_cfg = model_config(cfg)
     torch.manual_seed(int(cfg.run.seed))
     model = zoo.create_model(model_cfg, device=device)
-    dataset = dataset_for(cfg)
+    dataset = selection_dataset(cfg, val_ids, evaluated)
     batches = [b.select(b.valid).images for b in DataLoader(dataset, batch_size=int(cfg.run.batch_size),
                                                                 collate_fn=collate, num_workers=int(cfg.run.workers))]
     options = {k: v for k, v in zoo.method_options(model_cfg, "cluscam").items() if k not in ("k", "r", "tau")}
@@ -45,7 +74,7 @@ def select(overrides: list[str], ks=DEFAULT_KS) -> dict:
     return {"model": model_cfg.name, "k": sel.k, "r": sel.r, "tau": sel.tau, "ks": sel.ks, "proxy": sel.proxy,
             "curvature": sel.curvature, "n_images": sum(len(b) for b in batches), "dataset": cfg.dataset.name,
             "paper": {"k": paper["k"], "r": paper["r"], "tau": paper["tau"]}, "provenance": provenance(device),
-            "overrides": overrides}
+            "overrides": overrides, "val_ids": None if val_ids is None else str(val_ids)}
 
 
 def render(folder: Path, out: Path) -> pd.DataFrame:
@@ -67,10 +96,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=resnet18 dataset.root=...")
     parser.add_argument("--ks", type=int, nargs="+", default=list(DEFAULT_KS), help="candidate K values, ascending")
     parser.add_argument("--out", type=Path, default=Path("results/tables"))
+    parser.add_argument("--val-ids", type=Path, help="select on exactly these ids: a training report (its val_ids) "
+                                                     "or a file of one id a line")
+    parser.add_argument("--evaluated", type=int, default=EVALUATED,
+                        help="the tables evaluate images [0, EVALUATED): run.start must not be below it")
     args = parser.parse_args(argv)
     folder = args.out / "table3"
     folder.mkdir(parents=True, exist_ok=True)
-    record = select(args.overrides, args.ks)
+    record = select(args.overrides, args.ks, args.val_ids, args.evaluated)
     (folder / f"{record['model']}.json").write_text(json.dumps(record, indent=2))
     print(render(folder, args.out).to_markdown(index=False))
 

@@ -217,6 +217,15 @@ def test_registry_and_bf16(images):
     assert out.shape == (3, 32, 32) and torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("flavour, patch_embedding", [("timm", "patch_embed.proj"), ("torchvision", "conv_proj")])
+def test_patch_embedding_gives_the_same_grid(images, flavour, patch_embedding):
+    """At the paper's ViT hook (App. A: the patch embedding, NCHW maps) the [class] column is the one
+    before the grid's h*w patches: the map is the token-layer map."""
+    make, grid, _ = FLAVOURS[flavour]
+    model = make()
+    torch.testing.assert_close(AGCAM(model, patch_embedding)(images), AGCAM(model, grid)(images), atol=0, rtol=0)
+
+
 def test_timm_prefix_tokens_must_be_one():
     with pytest.raises(ValueError, match="prefix_tokens"):
         AGCAM(timm_vit(), LayerSpec("blocks.-1.norm1", "tokens", 0))

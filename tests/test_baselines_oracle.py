@@ -184,7 +184,7 @@ def test_vit_b_scorecam_matches_pytorch_grad_cam(vit_b_shallow):
 def test_vit_b_ablationcam_matches_pytorch_grad_cam(vit_b_shallow):
     model, x, targets = vit_b_shallow
     # a residual connection bypasses norm1: the copies must be made at the input, as grad-cam does
-    ours = create_explainer("ablationcam", model, VIT_LAYER, copies="input")(x, targets)
+    ours = create_explainer("ablationcam", model, VIT_LAYER, copies="input", ablation="zero")(x, targets)
     ref = pgc_maps(PgcAblationCAM, model, model.blocks[-1].norm1, x, targets, reshape=vit_reshape(3),
                    ablation_layer=ZeroPatchAblation())
     assert_close_maps(ours, ref)
@@ -207,6 +207,37 @@ def test_ablationcam_min_offset_matches_pytorch_grad_cam():
     assert_close_maps(ours, ref)
     zero = create_explainer("ablationcam", model, "3", ablation="zero")(x, targets)
     assert (zero - ours).abs().max() > 1e-2  # the option matters at a layer with negative outputs
+
+
+def silu_cnn() -> nn.Module:
+    """A CNN whose last block ends in SiLU (EfficientNet's), so its hooked outputs can be negative."""
+    torch.manual_seed(4)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.SiLU(), nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, padding=1),
+        nn.BatchNorm2d(16), nn.SiLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 5),
+    ).eval()
+    nn.init.normal_(model[8].weight, std=3.0)
+    return model
+
+
+@pytest.mark.parametrize("case", ["silu", "vit_patch_embedding"])
+def test_ablationcam_default_is_pytorch_grad_cams_rule(vit_b_shallow, case):
+    """By default an ablated map takes pytorch-grad-cam 1.5.7's value (AblationLayer: min - 1e7 where
+    the layer's minimum is not 0) at layers with negative outputs: EfficientNet's SiLU and the ViT
+    patch embedding (the paper's ViT hook).  The library's batch_size=1 gives every copy min - 1e7."""
+    if case == "silu":
+        model, path, x = silu_cnn(), "5", torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+        targets = two_targets(model, x)
+    else:
+        model, x, targets = vit_b_shallow
+        path = "patch_embed.proj"
+    module = LayerSpec(path).module(model)
+    assert float(layer_output(model, module, x)[0].amin()) < 0
+    ours = create_explainer("ablationcam", model, path)(x, targets)
+    ref = pgc_maps(PgcAblationCAM, model, module, x, targets, ablation_layer=AblationLayer(), batch_size=1)
+    assert_close_maps(ours, ref)
+    zero = create_explainer("ablationcam", model, path, ablation="zero")(x, targets)
+    assert (zero - ours).abs().max() > 1e-2  # today's constant 0 stays an option, and it differs here
 
 
 # -- ShapleyCAM on ViTs: pytorch-grad-cam is broken there --------------------------------------------

@@ -1,4 +1,5 @@
 """ClusCAM (Alg. 1) against an explicit per-image reference, its invariants and a known answer."""
+import functools
 import math
 
 import numpy as np
@@ -9,7 +10,9 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 from torch import nn
 
+import cluscam.cluscam as cluscam_module
 from cluscam import ClusCAM, LayerSpec
+from cluscam.kmeans import _kmeanspp, kmeans
 
 
 def small_cnn(seed: int = 0, classes: int = 5) -> nn.Module:
@@ -91,6 +94,27 @@ def test_upsampled_metric_partitions_like_kmeans_on_explicit_upsampled_maps():
     meta_up = F.interpolate(meta.maps.double(), size=size, mode="bilinear", align_corners=False)[0].flatten(1)
     for j in range(groups):
         torch.testing.assert_close(meta_up[j], up[meta.labels[0] == j].mean(0), atol=1e-5, rtol=0)
+
+
+def test_upsampled_metric_stops_at_scikit_learns_tolerance(monkeypatch):
+    """K-means stops where scikit-learn stops on the explicitly upsampled maps: its tolerance,
+    tol * mean per-feature variance, is that of the H*W-pixel space, not of the h*w projected points
+    (1,024x looser at 7x7 -> 224x224).  A loose tol makes the tolerance, not label stability, end
+    the loop (scikit-learn with tol=0 runs longer to another partition); both start from the same
+    k-means++ seeds, which are points of either space."""
+    monkeypatch.setattr(cluscam_module, "kmeans", functools.partial(kmeans, tol=30.0))
+    k, size = 8, (112, 112)
+    maps = torch.rand(512, 7, 7, generator=torch.Generator().manual_seed(0))
+    cam = ClusCAM(FixedMaps(maps[None]).eval(), "feat", k=k, metric="upsampled")
+    _, meta = cam.group_scores(torch.zeros(1, 3, *size))
+    up = F.interpolate(maps[:, None].double(), size=size, mode="bilinear", align_corners=False)[:, 0].flatten(1)
+    up = (up - up.min(1, keepdim=True).values) / (up.max(1, keepdim=True).values - up.min(1, keepdim=True).values)
+    seeds = _kmeanspp(up[None].float(), up.float().pow(2).sum(-1)[None], k, torch.Generator().manual_seed(0))[0]
+    init = up[torch.cdist(seeds.double(), up).argmin(1)].numpy()
+    sk = KMeans(k, init=init, n_init=1, tol=30.0).fit(up.numpy())
+    converged = KMeans(k, init=init, n_init=1, tol=0.0).fit(up.numpy())
+    assert sk.n_iter_ < converged.n_iter_ and (sk.labels_ != converged.labels_).any()  # the tolerance ended it
+    assert (meta.labels[0].numpy() == sk.labels_).all()
 
 
 def test_batch_equals_single_and_is_deterministic():

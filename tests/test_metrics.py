@@ -104,9 +104,18 @@ def test_energy_pointing_by_hand(device):
     assert energy_pointing(maps, two).item() == pytest.approx(10 / 11)
     assert energy_pointing(maps, torch.tensor([[[1.0, 1, 3, 3], [2, 1, 3, 3]]])).item() == pytest.approx(9 / 11)
     assert energy_pointing(maps, two, counts=[1]).item() == pytest.approx(9 / 11)
-    # zero-energy map and image without a box -> NaN
-    assert math.isnan(energy_pointing(torch.zeros(1, 4, 4), torch.tensor([[0.0, 0, 2, 2]])).item())
+    # image without a box -> NaN
     assert math.isnan(energy_pointing(maps, two, counts=[0]).item())
+
+
+def test_energy_pointing_of_an_all_zero_map_is_zero_and_counted():
+    """A map with no energy puts none on the object (Eq. 14's 0 / 0 read as 0): the image stays in
+    the method's mean instead of being dropped from it."""
+    maps = torch.stack([E, torch.zeros(4, 4)])
+    ep = energy_pointing(maps, torch.tensor([[1.0, 1, 3, 3], [0, 0, 2, 2]]))
+    assert ep.tolist() == pytest.approx([9 / 11, 0.0])
+    table = summarize({"ep": ep})
+    assert table["n_ep"] == 2 and table["ep"] == pytest.approx(100 * 9 / 22)
 
 
 def test_box_mask_integer_boxes_match_slicing():

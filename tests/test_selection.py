@@ -1,5 +1,9 @@
 """Hyperparameter selection: Alg. 2 (elbow), Alg. 3 (GMM discard ratio), Eq. 10 (temperature)."""
 import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,3 +63,47 @@ def test_select_hyperparameters_end_to_end():
     assert 0 < sel.r < 1 and sel.tau == pytest.approx(1 / math.log(1 + sel.r * sel.k))
     assert sel.scores.shape == (8 * sel.k,)  # every validation image's K* scores
     assert sel.r == pytest.approx(discard_ratio(sel.scores))
+
+
+# -- the selection images (scripts/select_hparams.py, Makefile table3) -------------------------------
+SYNTHETIC = ["model=tiny_cnn", "dataset=synthetic", "dataset.options.n=8", "run.workers=0"]
+
+
+def test_selection_images_follow_the_evaluated_range():
+    """Alg. 2-3 select on images after the tables' range [0, N), never on it."""
+    from benchmarks.run import compose, dataset_for
+    from scripts.select_hparams import selection_dataset
+
+    evaluated = set(dataset_for(compose([*SYNTHETIC, "run.n_images=5"])).ids)
+    chosen = selection_dataset(compose([*SYNTHETIC, "run.start=5"]), evaluated=5).ids
+    assert len(chosen) == 3 and not evaluated & set(chosen)
+    with pytest.raises(ValueError, match=r"run.start=0 selects on images \[0, 5\).*run.start=5"):
+        selection_dataset(compose(SYNTHETIC), evaluated=5)
+    with pytest.raises(ValueError, match="no synthetic images"):
+        selection_dataset(compose([*SYNTHETIC, "run.start=8"]), evaluated=5)
+
+
+def test_selection_images_are_a_reports_validation_ids(tmp_path):
+    """--val-ids: exactly a training report's val_ids (the Alzheimer images the tables leave out)."""
+    import json
+
+    from benchmarks.run import compose
+    from scripts.select_hparams import selection_dataset
+
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"val_ids": ["synthetic_000001", "synthetic_000006"]}))
+    assert selection_dataset(compose(SYNTHETIC), report).ids == ["synthetic_000001", "synthetic_000006"]
+    report.write_text(json.dumps({"val_ids": ["synthetic_000001", "train/x.jpg"]}))
+    with pytest.raises(ValueError, match="1 of the 2 ids .* are not in the synthetic images"):
+        selection_dataset(compose(SYNTHETIC), report)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+def test_makefile_selects_after_the_evaluated_range():
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(["make", "-n", "-C", str(root), "table3", "table3-alzheimer", "ILSVRC_ROOT=/ilsvrc",
+                          "ALZ_ROOT=/alz", "N=300", f"VENV={sys.prefix}", "MODELS=resnet18"],
+                         capture_output=True, text=True, check=True).stdout
+    ilsvrc, alzheimer = [line for line in out.splitlines() if "scripts.select_hparams" in line]
+    assert "run.start=300" in ilsvrc and "--evaluated 300" in ilsvrc
+    assert "--val-ids checkpoints/$m_alzheimer.json" in alzheimer.replace("${m}", "$m")

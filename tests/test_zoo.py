@@ -58,6 +58,13 @@ PAPER_ROWS = {
 }
 
 
+def method_specific(cfg):
+    """``cfg`` with the option ``hooks: method_specific``."""
+    cfg = cfg.copy()
+    cfg.hooks = "method_specific"
+    return cfg
+
+
 @pytest.fixture
 def no_network(monkeypatch):
     """Any connection attempt fails at once, as on an offline machine (and nothing can hang)."""
@@ -87,12 +94,25 @@ def test_config_fields(name):
     c = cfg.cluscam
     assert c.k >= 1 and 0 <= c.r < 1 and c.tau > 0 and c.grouping in ("channels", "tokens")
     assert isinstance(zoo.layer_spec(cfg), LayerSpec)
+    # App. A: by default every method hooks the model's layer, and only ClusCAM has model options.
+    assert cfg.hooks == "paper"
+    assert all(zoo.layer_spec(cfg, m) == zoo.layer_spec(cfg) for m in METHODS)
+    assert all(zoo.method_options(cfg, m) == {} for m in METHODS if m != "cluscam")
+    specific = method_specific(cfg)
     for method in cfg.method_layers:
-        assert method in METHODS, f"{name}: method_layers names unknown method {method!r}"
-        assert zoo.layer_spec(cfg, method) != zoo.layer_spec(cfg)
+        assert method in METHODS and method not in ("cluscam", "agcam"), f"{name}: method_layers names {method!r}"
+        assert zoo.layer_spec(specific, method) != zoo.layer_spec(cfg)
     for method in cfg.method_options:
-        assert method in METHODS and method != "cluscam", f"{name}: method_options names {method!r}"
+        assert method in cfg.method_layers, f"{name}: method_options names {method!r}, which has no own hook"
+        assert zoo.method_options(specific, method) == cfg.method_options[method]
     assert zoo.method_options(cfg, "cluscam") == {"k": c.k, "r": c.r, "tau": c.tau, "grouping": c.grouping}
+
+
+def test_unknown_hooks_are_refused():
+    cfg = zoo.model_config("vit_b_16")
+    cfg.hooks = "last_block"
+    with pytest.raises(ValueError, match="unknown hooks 'last_block'.*method_specific"):
+        zoo.layer_spec(cfg, "gradcam")
 
 
 @pytest.mark.skipif(not PAPER.exists(), reason="paper text not available")
@@ -113,7 +133,7 @@ def test_build_and_hooked_layers(name):
     cfg = zoo.model_config(name)
     model = zoo.create_model(cfg, pretrained=False)
     assert not model.training
-    specs = {zoo.layer_spec(cfg)} | {zoo.layer_spec(cfg, m) for m in cfg.method_layers}
+    specs = {zoo.layer_spec(cfg)} | {zoo.layer_spec(method_specific(cfg), m) for m in cfg.method_layers}
     outs = {}
     hooks = [s.module(model).register_forward_hook(lambda _m, _i, o, s=s: outs.__setitem__(s, o)) for s in specs]
     with torch.no_grad():
@@ -217,31 +237,53 @@ def test_hydra_group_and_overrides():
     with initialize_config_dir(config_dir=str(zoo.CONF_DIR), version_base=None):
         cfg = compose(overrides=["+model=tiny_vit", "model.pretrained=false", "model.num_classes=4",
                                  "model.cluscam.k=5"])
+        specific = compose(overrides=["+model=tiny_vit", "model.hooks=method_specific"])
     assert zoo.method_options(cfg.model, "cluscam")["k"] == 5
     model = zoo.create_model(cfg.model)
     with torch.no_grad():
         assert model(torch.randn(1, 3, 64, 64)).shape == (1, 4)
-    assert zoo.layer_spec(cfg.model, "gradcampp") == LayerSpec("blocks.-1.norm1", "tokens", prefix_tokens=1)
+    assert zoo.layer_spec(cfg.model, "gradcampp") == LayerSpec("patch_embed.proj")
+    assert zoo.method_options(cfg.model, "reciprocam") == {}
+    assert zoo.layer_spec(specific.model, "gradcampp") == LayerSpec("blocks.-1.norm1", "tokens", prefix_tokens=1)
+    assert zoo.method_options(specific.model, "reciprocam") == {"expand_at": "blocks.-2"}
 
 
-@pytest.mark.parametrize("name", ["tiny_cnn", "tiny_vit"])
-def test_configs_drive_the_explainers(name):
-    """Every method with a model-specific hook or option (and ClusCAM with its config) runs on a
-    batch of two from the zoo's layer spec and options."""
+@pytest.mark.parametrize("name, hooks", [("tiny_cnn", "paper"), ("tiny_vit", "paper"), ("tiny_vit", "method_specific")])
+def test_configs_drive_the_explainers(name, hooks):
+    """Every method (AG-CAM on the ViT) runs on a batch of two from the zoo's layer spec and
+    options: on the ViT's patch embedding (NCHW maps) by default, on its own hook otherwise."""
     cfg = zoo.model_config(name)
+    cfg.hooks = hooks
     torch.manual_seed(0)
     model = zoo.create_model(cfg)
     x = torch.randn(2, 3, *cfg.input.size)
-    for method in {"cluscam", *cfg.method_layers, *cfg.method_options}:
-        explainer = create_explainer(method, model, zoo.layer_spec(cfg, method), **zoo.method_options(cfg, method))
+    for method in (m for m in METHODS if m != "agcam" or cfg.family == "vit"):
+        layer = zoo.layer_spec(cfg, method)
+        assert (layer.path == cfg.layer.path) != (hooks == "method_specific" and method in cfg.method_layers)
+        explainer = create_explainer(method, model, layer, chunk_size=64, **zoo.method_options(cfg, method))
         sal = explainer(x)
         assert sal.shape == (2, *cfg.input.size) and torch.isfinite(sal).all(), method
+
+
+@pytest.mark.parametrize("name", ["vit_b_16", "swin_b", "levit_192", "cait_xxs24", "pvt_v2"])
+def test_gradient_cams_on_the_patch_embedding(name):
+    """The paper's ViT hook: GradCAM on each ViT's patch embedding (random weights, one image)
+    gives a map that is not constant."""
+    cfg = zoo.model_config(name)
+    torch.manual_seed(0)
+    model = zoo.create_model(cfg, pretrained=False)
+    with torch.no_grad():  # torchvision zero-initializes ViT-B's head, which would zero every gradient
+        for p in model.parameters():
+            if p.dim() > 1 and not p.any():
+                p.normal_(0, 0.02)
+    sal = create_explainer("gradcam", model, zoo.layer_spec(cfg, "gradcam"))(torch.randn(1, 3, *cfg.input.size))
+    assert sal.shape == (1, *cfg.input.size) and torch.isfinite(sal).all() and float(sal.std()) > 0
 
 
 def test_reciprocam_options_on_pvt_v2():
     """PVTv2's expand_at lets ReciproCAM's masked copies of a batch of two pass the residual blocks
     and the last stage's final reshape, which uses the batch size the stage was called with."""
-    cfg = zoo.model_config("pvt_v2")
+    cfg = method_specific(zoo.model_config("pvt_v2"))
     torch.manual_seed(0)
     model = zoo.create_model(cfg, pretrained=False)
     explainer = create_explainer("reciprocam", model, zoo.layer_spec(cfg, "reciprocam"),
