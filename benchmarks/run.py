@@ -8,8 +8,10 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import hydra
@@ -116,12 +118,27 @@ def excluded_ids(path: str | None) -> set[str]:
     return {line.strip() for line in file.read_text().splitlines() if line.strip()}
 
 
+MODEL_IDENTITY = ("name", "family", "source", "arch", "weights", "kwargs", "num_classes", "pretrained", "input")
+
+
 def cell_identity(cfg: DictConfig, model_cfg: DictConfig, options: dict) -> dict:
-    """Everything that changes a cell's rows (not the batch size, chunk size, device or image range)."""
+    """Everything that changes a cell's rows, resolved for its method: the model's builder, weights
+    (a checkpoint by its content, not its path), input and the layer this method hooks; the method's
+    options; the dataset, seed and metrics. Not the model's settings for other methods, nor the
+    batch size, chunk size, device or image range."""
     keep = {k: v for k, v in options.items() if k != "chunk_size"}
+    model = {k: OmegaConf.to_container(model_cfg, resolve=True)[k] for k in MODEL_IDENTITY}
+    model["layer"] = asdict(zoo.layer_spec(model_cfg, cfg.method.name))
+    model["checkpoint_sha256"] = file_sha256(model_cfg.checkpoint) if model_cfg.checkpoint else None
     dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
-    return {"model": OmegaConf.to_container(model_cfg, resolve=True), "method": {"name": cfg.method.name, **keep},
+    return {"model": model, "method": {"name": cfg.method.name, **keep},
             "dataset": dataset, "seed": int(cfg.run.seed), "metrics": OmegaConf.to_container(cfg.metrics)}
+
+
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a file's bytes (a missing file is reported when the model is built)."""
+    file = Path(path).expanduser()
+    return hashlib.sha256(file.read_bytes()).hexdigest() if file.is_file() else f"missing: {path}"
 
 
 def run_cell(cfg: DictConfig, progress: bool = True) -> pd.DataFrame:

@@ -227,3 +227,24 @@ def test_every_excluded_image_is_an_error(tmp_path):
     ids.write_text("".join(f"synthetic_{i:06d}\n" for i in range(6)))
     with pytest.raises(ValueError, match="no images to run: .* less dataset.exclude"):
         run_cell(cfg_for(tmp_path, "model=tiny_cnn", "method=gradcam", f"+dataset.exclude={ids}"), progress=False)
+
+
+def test_cell_identity_is_what_changes_the_method_rows(tmp_path):
+    """A cell's hash ignores the model's settings for other methods and where its checkpoint lives,
+    and follows the layer its method hooks and the checkpoint's content."""
+    def dir_of(*overrides):
+        return runner.cell_store(cfg_for(tmp_path, *overrides)).dir
+
+    vit = ["model=tiny_vit", "method=gradcam"]
+    assert dir_of(*vit) == dir_of(*vit, "model.cluscam.k=7", "model.method_layers={}")
+    assert dir_of(*vit) != dir_of(*vit, "model.hooks=method_specific")  # its own block hook
+    assert dir_of("model=tiny_vit", "method=cluscam") == dir_of("model=tiny_vit", "method=cluscam",
+                                                                "model.hooks=method_specific")
+    weights = torch.nn.Linear(2, 2).state_dict()
+    a, b = tmp_path / "a.pth", tmp_path / "b" / "a.pth"
+    b.parent.mkdir()
+    torch.save(weights, a)
+    torch.save(weights, b)
+    assert dir_of(*vit, f"model.checkpoint={a}") == dir_of(*vit, f"model.checkpoint={b}")
+    torch.save({k: v + 1 for k, v in weights.items()}, b)
+    assert dir_of(*vit, f"model.checkpoint={a}") != dir_of(*vit, f"model.checkpoint={b}")
