@@ -22,9 +22,12 @@ METHODS ?= gradcam,gradcampp,scorecam,ablationcam,reciprocam,opticam,shapleycam,
 # Alzheimer: one fine-tuned checkpoint per model, $(ALZ_CKPT)/<model>_alzheimer.pth (scripts/train.py);
 # the committed ones (results/checkpoints/README.md) by default.
 ALZ_CKPT ?= results/checkpoints
-RUN := $(PY) -m benchmarks.run -m run.out_dir=$(RUNS) run.device=$(DEVICE) run.batch_size=$(BATCH) run.n_images=$(N)
+PRECISION ?= fp32
+RUN_ARGS ?=
+RUN := $(PY) -m benchmarks.run -m run.out_dir=$(RUNS) run.device=$(DEVICE) run.batch_size=$(BATCH) run.n_images=$(N) \
+	run.precision=$(PRECISION) $(RUN_ARGS)
 
-.PHONY: install test demo smoke bench bench-memory tables figures table1 table2 table3 table4 table5 table6 table7 table8 table9 \
+.PHONY: reproduction install test demo smoke bench bench-memory tables figures table1 table2 table3 table4 table5 table6 table7 table8 table9 \
         sweep-ilsvrc sweep-alzheimer need-ilsvrc need-alz
 
 $(VENV)/.installed: pyproject.toml
@@ -94,3 +97,26 @@ table7: sweep-alzheimer
 tables: table1 table2 table3 table4 table5 table6 table7 table8 table9
 figures: install need-ilsvrc
 	$(PY) -m scripts.figures all model=resnet18 dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) run.device=$(DEVICE) --runs $(RUNS) --out $(RESULTS)/figures
+
+# The offline reproduction committed in results/ (results/README.md): every model with real weights
+# here, sized for a 2-core CPU and resumable (run it again to continue; finished cells only re-render).
+# ScoreCAM: fp32 on SCORECAM_PAIRED images (in runs-precision, outside the tables) beside bf16 on the
+# same images (scripts/precision.py: the paired check of bf16), then bf16 for the tables.
+SHARED ?= ../shared/data
+LITES ?= efficientnet_lite0,efficientnet_lite1,efficientnet_lite2
+ALZ_MODELS ?= resnet18,levit_192,efficientnet_lite0,efficientnet_lite1,efficientnet_lite2
+CHEAP ?= gradcam,gradcampp,shapleycam,ablationcam,reciprocam,cluscam,opticam
+SCORECAM_PAIRED ?= 20
+REPRO := $(MAKE) RUNS=$(RESULTS)/runs DEVICE=$(DEVICE) BATCH=8 RUN_ARGS=run.workers=0 ILSVRC_ROOT=$(SHARED)/ilsvrc_val ALZ_ROOT=$(SHARED)/alzheimer_mri
+reproduction: install
+	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite0 METHODS=$(CHEAP) N=200
+	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite0 METHODS=scorecam N=$(SCORECAM_PAIRED) RUNS=$(RESULTS)/runs-precision
+	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite0 METHODS=scorecam N=$(SCORECAM_PAIRED) PRECISION=bf16
+	$(PY) -m scripts.precision --runs $(RESULTS)/runs-precision $(RESULTS)/runs --dataset ilsvrc \
+		--model efficientnet_lite0 --method scorecam --out $(RESULTS)/tables
+	$(REPRO) sweep-alzheimer MODELS=$(ALZ_MODELS) METHODS=$(CHEAP) N=100
+	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite1,efficientnet_lite2 METHODS=$(CHEAP) N=100
+	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite0 METHODS=scorecam N=200 PRECISION=bf16
+	$(REPRO) sweep-alzheimer MODELS=$(ALZ_MODELS) METHODS=scorecam N=100 PRECISION=bf16
+	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite1,efficientnet_lite2 METHODS=scorecam N=100 PRECISION=bf16
+	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite0 METHODS=gradcam,gradcampp,shapleycam,ablationcam,reciprocam,cluscam N=1000
