@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from baselines import check_options, create_explainer
 from benchmarks import zoo
-from benchmarks.data import Preprocess, build_dataset, collate
+from benchmarks.data import Preprocess, build_dataset, collate, select_records
 from benchmarks.metrics import confidence_change, image_metrics, summarize
 from benchmarks.provenance import device_name, provenance, resolve_device
 from benchmarks.store import CellStore
@@ -74,7 +74,7 @@ def model_config(cfg: DictConfig) -> DictConfig:
 
 
 def dataset_for(cfg: DictConfig):
-    """The cell's images: the dataset's range ``run.start`` / ``run.n_images`` less ``dataset.exclude``."""
+    """The cell's images: the range ``run.start`` / ``run.n_images`` of the dataset less ``dataset.exclude``."""
     d = cfg.dataset
     pre = Preprocess(size=tuple(cfg.model.input.size), mean=tuple(cfg.model.input.mean),
                      std=tuple(cfg.model.input.std), mode=cfg.model.input.resize)
@@ -86,9 +86,12 @@ def dataset_for(cfg: DictConfig):
             raise ValueError(f"dataset.root is not set for {d.name}: {DATASET_HELP[d.name]}")
         first = {"ilsvrc": "root", "alzheimer": "source"}[d.name]
         opts[first] = str(d.root)
-    dataset = build_dataset(d.name, preprocess=pre, start=start, stop=stop, **opts)
     excluded = excluded_ids(d.get("exclude"))
-    dataset.records = [rec for rec in dataset.records if rec.id not in excluded]
+    # Excluded ids leave the listing before the range: run.n_images counts the images that remain
+    # (e.g. Alzheimer test images less a training report's validation ids).
+    dataset = build_dataset(d.name, preprocess=pre, **({} if excluded else {"start": start, "stop": stop}), **opts)
+    if excluded:
+        dataset.records = select_records([rec for rec in dataset.records if rec.id not in excluded], start, stop)
     if not dataset.records:
         raise ValueError(f"no images to run: {d.name} has none in run.start={start}, run.n_images={cfg.run.n_images}"
                          f"{' less dataset.exclude' if excluded else ''}; widen the range or check dataset.options")

@@ -119,6 +119,9 @@ def test_excluded_ids_are_left_out(tmp_path):
     ids.write_text("synthetic_000001\nsynthetic_000004\n")
     rows = run_cell(cfg_for(tmp_path, "model=tiny_cnn", "method=gradcam", f"+dataset.exclude={ids}"), progress=False)
     assert list(rows["id"]) == ["synthetic_000000", "synthetic_000002", "synthetic_000003", "synthetic_000005"]
+    three = run_cell(cfg_for(tmp_path, "model=tiny_cnn", "method=gradcam", f"+dataset.exclude={ids}", "run.n_images=3"),
+                     progress=False)  # the range counts the images left after the exclusion
+    assert list(three["id"]) == ["synthetic_000000", "synthetic_000002", "synthetic_000003"]
     with pytest.raises(FileNotFoundError, match="dataset.exclude"):
         run_cell(cfg_for(tmp_path, "model=tiny_cnn", "method=gradcam", f"+dataset.exclude={tmp_path / 'nope.txt'}"))
 
