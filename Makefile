@@ -28,7 +28,7 @@ RUN := $(PY) -m benchmarks.run -m run.out_dir=$(RUNS) run.device=$(DEVICE) run.b
 	run.precision=$(PRECISION) $(RUN_ARGS)
 
 .PHONY: reproduction install test demo smoke bench bench-memory tables figures table1 table2 table3 table4 table5 table6 table7 table8 table9 \
-        sweep-ilsvrc sweep-alzheimer need-ilsvrc need-alz
+        claims sweep-ilsvrc sweep-alzheimer need-ilsvrc need-alz
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -95,6 +95,9 @@ table6 table8 table9: sweep-ilsvrc
 table7: sweep-alzheimer
 	$(PY) -m scripts.tables --runs $(RUNS) --out $(RESULTS)/tables --tables 7
 tables: table1 table2 table3 table4 table5 table6 table7 table8 table9
+# The claims report: each claim of the paper beside the rows' value, paired CI and verdict (scripts/claims.py).
+claims: install
+	$(PY) -m scripts.claims --runs $(RUNS) --out $(RESULTS)/REPRODUCTION.md
 figures: install need-ilsvrc
 	$(PY) -m scripts.figures all model=resnet18 dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) run.device=$(DEVICE) --runs $(RUNS) --out $(RESULTS)/figures
 

@@ -297,6 +297,16 @@ def family_intervals(stats: Stats, families: Mapping[str, str] | None) -> Table 
     return Table("table2_ci", title, blocks, keys, _counts(CONFIDENCE), notes) if blocks else None
 
 
+def factor(stats: Stats, dataset: str, models: Sequence[str], method: str, column: str) -> float:
+    """Table 8's factor of ``method`` vs GradCAM from the means over ``models``: AD as GradCAM / method
+    (times lower), the others as method / GradCAM; NaN when a cell is missing or the ratio undefined."""
+    base = _family_cell(stats, dataset, models, "gradcam", column)["value"]
+    value = _family_cell(stats, dataset, models, method, column)["value"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = base / value if column == "ad" else value / base
+    return float(ratio) if np.isfinite(ratio) else np.nan
+
+
 def factors(stats: Stats, families: Mapping[str, str] | None, dataset: str = "ilsvrc") -> Table | None:
     """Table 8: factors vs GradCAM from the family means of Table 2: AD as GradCAM / method (times
     lower), IC and AG as method / GradCAM, runtime as method seconds / GradCAM seconds."""
@@ -306,12 +316,8 @@ def factors(stats: Stats, families: Mapping[str, str] | None, dataset: str = "il
     cells = []
     for f, ms in _by_family(models, families).items():
         for column, label in (*((m, m.upper()) for m in CONFIDENCE), ("seconds", "Runtime")):
-            base = _family_cell(stats, dataset, ms, "gradcam", column)["value"]
             for meth in methods:
-                value = _family_cell(stats, dataset, ms, meth, column)["value"]
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    ratio = base / value if column == "ad" else value / base
-                cells.append({"value": ratio if np.isfinite(ratio) else np.nan, "row": (FAMILIES.get(f, f), label),
+                cells.append({"value": factor(stats, dataset, ms, meth, column), "row": (FAMILIES.get(f, f), label),
                               "col": (METHODS.get(meth, meth),), "metric": column, "group": ""})
     title = (f"Table 8: Trade-off analysis on {DATASETS.get(dataset, dataset)}: multiplicative factors vs GradCAM "
              "from the family means (AD: GradCAM / method, i.e. times lower; IC, AG: method / GradCAM; "
