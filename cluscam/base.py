@@ -25,7 +25,8 @@ Precision = Literal["fp32", "bf16"]
 @dataclass
 class PassCount:
     """Passes per explained image: through the whole model, through the part of the network
-    after the hooked layer (ReciproCAM-style partial passes), and backward passes."""
+    after the hooked layer (ReciproCAM-style partial passes), and backward passes (the counting
+    rules: docs/derivations.md, section 5)."""
 
     forward: float = 0.0
     partial: float = 0.0

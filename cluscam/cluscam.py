@@ -102,7 +102,7 @@ class ClusCAM(Explainer):
         normed = normalize_upsampled(maps, cap.size)  # Upsample(normed) = Normalize(Upsample(F))
         if self.metric == "upsampled":
             # ||U a - U b|| = ||(a - b) R||: clustering normed @ R is clustering the upsampled maps,
-            # with scikit-learn's tolerance of that H*W-pixel space (REFERENCE.md: the public code).
+            # with scikit-learn's tolerance of that H*W-pixel space (docs/derivations.md, sections 3-4).
             points = normed.flatten(2) @ self._root((h, w), cap.size, maps.device)
             labels, k = self.partition(points, n_features=cap.size[0] * cap.size[1])
         else:

@@ -82,8 +82,8 @@ def kmeans(
     ``tol`` is relative to the mean per-feature variance of each problem, as in scikit-learn
     (``_tolerance``: tol * mean(var(X, axis=0))).  ``n_features``: the dimension of the space the
     points are an isometric image of, whose mean variance that is (total variance / n_features; the
-    H*W pixels for upsampled maps clustered as ``maps @ R``); default d.  ``n_init`` runs that many
-    seedings and keeps the lowest inertia per problem."""
+    H*W pixels for upsampled maps clustered as ``maps @ R``, docs/derivations.md section 4); default
+    d.  ``n_init`` runs that many seedings and keeps the lowest inertia per problem."""
     if x.dim() != 3:
         raise ValueError(f"kmeans expects [B, N, d] points, got shape {tuple(x.shape)}")
     b, n, _ = x.shape

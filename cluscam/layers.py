@@ -41,12 +41,13 @@ class LayerSpec:
 
     @classmethod
     def of(cls, spec: "LayerSpec | str | dict") -> "LayerSpec":
-        """Accept a spec, a bare path (an NCHW conv layer) or a mapping of the fields."""
+        """Accept a spec, a bare path (an NCHW conv layer) or a mapping of the fields; a model config's
+        ``shape`` entry (the maps it declares at its input size) is not a field and is dropped."""
         if isinstance(spec, LayerSpec):
             return spec
         if isinstance(spec, str):
             return cls(spec)
-        fields = dict(spec)
+        fields = {k: v for k, v in dict(spec).items() if k != "shape"}
         if fields.get("grid") is not None:
             fields["grid"] = tuple(fields["grid"])
         return cls(**fields)

@@ -39,7 +39,8 @@ def upsampled_range(maps: torch.Tensor, size: tuple[int, int], align_corners: bo
     Each output pixel interpolates one 2x2 cell of the input with weights (lambda, mu); a bilinear
     function of (lambda, mu) takes its extremes at the corners of the rectangle of weights that the
     output grid samples in the cell, i.e. at the first and last output row and column of each
-    cell.  Evaluating only those rows and columns gives the range of the full upsampled map."""
+    cell.  Evaluating only those rows and columns gives the range of the full upsampled map
+    (docs/derivations.md, section 2)."""
     h, w = maps.shape[-2:]
     rows = _critical(interpolation_matrix(h, size[0], maps.device, maps.dtype, align_corners))
     cols = _critical(interpolation_matrix(w, size[1], maps.device, maps.dtype, align_corners))
@@ -84,7 +85,7 @@ def upsampling_metric_root(grid: tuple[int, int], size: tuple[int, int], device=
     """R with R R^T = U^T U for the bilinear upsampling U of ``grid`` maps to ``size``.
 
     ||U a - U b||^2 = ||R^T (a - b)||^2, so K-means on the low-resolution vectors ``a @ R`` is
-    K-means on the upsampled maps (see REFERENCE.md).  U = U_h (x) U_w, hence
+    K-means on the upsampled maps (docs/derivations.md, section 3).  U = U_h (x) U_w, hence
     U^T U = (U_h^T U_h) (x) (U_w^T U_w) and R = R_h (x) R_w with each factor from a symmetric
     eigendecomposition (valid also where U^T U is only semi-definite)."""
     roots = []

@@ -294,69 +294,107 @@ def rounded_state(model: nn.Module, dtype: torch.dtype) -> dict[str, torch.Tenso
 
 
 # -- training ------------------------------------------------------------------------------------
+Step = Callable[[torch.Tensor], None]
+Best = tuple[dict[str, torch.Tensor], dict]  # a float32 state and its history entry
+
+
 def train(cfg: DictConfig, opts: TrainOptions, command: str = "") -> tuple[nn.Module, dict]:
     """Fine-tune ``cfg.model`` on the Alzheimer splits; write the best state (floating tensors in
     ``opts.save_dtype``) and its report to ``opts.out``; return the model (the saved state, eval mode)
     and the report, whose validation and test scores are those of the saved weights."""
-    device = resolve_device(cfg.run.device)
-    seed, workers, precision = int(cfg.run.seed), int(cfg.run.workers), str(cfg.run.precision)
+    device, precision = resolve_device(cfg.run.device), str(cfg.run.precision)
     splits = make_splits(cfg, opts)
     model, model_cfg, init = initial_model(cfg, device)
     model = model.to(memory_format=zoo.memory_format(model_cfg, precision))
+    # Decoded after the model is built: their DataLoaders draw from the generator its init seeded.
+    data = {name: decode(subset, int(cfg.run.workers), device) for name, subset in splits.items()}
     classes = list(splits["train"].dataset.classes)
-    data = {name: decode(subset, workers, device) for name, subset in splits.items()}
+    start = time.perf_counter()
+    history, (best, chosen) = fit(model, model_cfg.name, data, classes, opts, cfg)
+    state, final = evaluate_saved(model, best, data, classes, opts, precision)
+    checkpoint = save_state(state, opts.out / f"{model_cfg.name}_{cfg.dataset.name}.pth")
+    report = {"model": model_cfg.name, "arch": model_cfg.arch, "dataset": cfg.dataset.name,
+              "checkpoint": str(checkpoint), "saved_dtype": opts.save_dtype, "init": init, "command": command,
+              "seed": int(cfg.run.seed), "epochs": opts.epochs, "best_epoch": chosen["epoch"],
+              **split_report(splits, data, final, classes), "history": history, **settings(cfg, model_cfg, opts),
+              "seconds": time.perf_counter() - start, "provenance": provenance(device)}
+    checkpoint.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    return model.eval(), report
+
+
+def fit(model: nn.Module, name: str, data: dict[str, Decoded], classes: list[str], opts: TrainOptions,
+        cfg: DictConfig) -> tuple[list[dict], Best]:
+    """Train for ``opts.epochs`` epochs, validating after each; return the per-epoch history and the
+    best state (validation accuracy, ties: lower validation loss)."""
+    seed, precision = int(cfg.run.seed), str(cfg.run.precision)
     steps = opts.epochs * len(batches(len(data["train"].labels), opts.batch_size, None, True))
     optimizer, scheduler = make_optimizer(model, opts, steps)
+    step = optimizer_step(optimizer, scheduler)
     shuffle = torch.Generator().manual_seed(seed)
     aug = torch.Generator().manual_seed(seed + 1) if opts.augment else None
+    history, best = [], None
+    for epoch in range(1, opts.epochs + 1):
+        lr = optimizer.param_groups[0]["lr"]
+        tr = run_epoch(model, data["train"], len(classes), opts, precision, f"epoch {epoch} train", step, shuffle, aug)
+        va = run_epoch(model, data["val"], len(classes), opts, precision, f"epoch {epoch} val")
+        h = {"epoch": epoch, "lr": lr, **{f"train_{k}": tr[k] for k in ("loss", "acc", "n")},
+             **{f"val_{k}": va[k] for k in ("loss", "acc", "n")},
+             "val_balanced_acc": scores(va["confusion"], classes)["balanced_acc"]}
+        history.append(h)
+        print(f"{name} epoch {epoch}/{opts.epochs}: train loss {h['train_loss']:.4f} acc {h['train_acc']:.4f}, "
+              f"val loss {h['val_loss']:.4f} acc {h['val_acc']:.4f}", file=sys.stderr)
+        if best is None or (h["val_acc"], -h["val_loss"]) > (best[1]["val_acc"], -best[1]["val_loss"]):
+            best = (rounded_state(model, torch.float32), h)
+    return history, best
 
+
+def optimizer_step(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR) -> Step:
+    """The training step of a batch's loss: backward, optimizer step, schedule step."""
     def step(loss: torch.Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
 
-    start, history, best = time.perf_counter(), [], None
-    for epoch in range(1, opts.epochs + 1):
-        lr = optimizer.param_groups[0]["lr"]
-        tr = run_epoch(model, data["train"], len(classes), opts, precision, f"epoch {epoch} train", step, shuffle, aug)
-        va = run_epoch(model, data["val"], len(classes), opts, precision, f"epoch {epoch} val")
-        history.append({"epoch": epoch, "lr": lr, **{f"train_{k}": tr[k] for k in ("loss", "acc", "n")},
-                        **{f"val_{k}": va[k] for k in ("loss", "acc", "n")},
-                        "val_balanced_acc": scores(va["confusion"], classes)["balanced_acc"]})
-        h = history[-1]
-        print(f"{model_cfg.name} epoch {epoch}/{opts.epochs}: train loss {h['train_loss']:.4f} acc {h['train_acc']:.4f}, "
-              f"val loss {h['val_loss']:.4f} acc {h['val_acc']:.4f}", file=sys.stderr)
-        if best is None or (h["val_acc"], -h["val_loss"]) > (best[1]["val_acc"], -best[1]["val_loss"]):
-            best = (rounded_state(model, torch.float32), h)
-    state, chosen = best
-    model.load_state_dict(state)
-    state = rounded_state(model, DTYPES[opts.save_dtype])
-    model.load_state_dict(state)  # evaluate exactly the weights that are saved
-    final = {name: run_epoch(model, data[name], len(classes), opts, precision, name) for name in ("val", "test")}
-    final = {name: {"loss": r["loss"], "n": r["n"], **scores(r["confusion"], classes)} for name, r in final.items()}
+    return step
 
-    opts.out.mkdir(parents=True, exist_ok=True)
-    stem = opts.out / f"{model_cfg.name}_{cfg.dataset.name}"
-    torch.save(state, stem.with_suffix(".pth"))
-    report = {
-        "model": model_cfg.name, "arch": model_cfg.arch, "dataset": cfg.dataset.name,
-        "checkpoint": str(stem.with_suffix(".pth")), "saved_dtype": opts.save_dtype,
-        "init": init, "command": command, "seed": seed, "epochs": opts.epochs, "best_epoch": chosen["epoch"],
+
+def evaluate_saved(model: nn.Module, best: dict[str, torch.Tensor], data: dict[str, Decoded], classes: list[str],
+                   opts: TrainOptions, precision: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """Load ``best`` rounded to ``opts.save_dtype`` (the weights that are saved) into ``model`` and
+    score them on the validation and test splits; return the rounded state and the scores."""
+    model.load_state_dict(best)
+    state = rounded_state(model, DTYPES[opts.save_dtype])
+    model.load_state_dict(state)
+    final = {name: run_epoch(model, data[name], len(classes), opts, precision, name) for name in ("val", "test")}
+    return state, {name: {"loss": r["loss"], "n": r["n"], **scores(r["confusion"], classes)} for name, r in final.items()}
+
+
+def save_state(state: dict[str, torch.Tensor], path: Path) -> Path:
+    """Write ``state`` as a plain state_dict to ``path`` (its folder made when missing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path
+
+
+def split_report(splits: dict[str, Subset], data: dict[str, Decoded], final: dict, classes: list[str]) -> dict:
+    """The report's entries on the splits: the saved weights' scores, class counts and image ids."""
+    return {
         "val_acc": final["val"]["acc"], "val_balanced_acc": final["val"]["balanced_acc"], "val_loss": final["val"]["loss"],
         "test_acc": final["test"]["acc"], "test_balanced_acc": final["test"]["balanced_acc"],
         "test_loss": final["test"]["loss"], "scores": final, "classes": classes,
         "class_counts": {name: class_counts(subset) for name, subset in splits.items()},
         "val_ids": subset_ids(splits["val"]), "test_ids": data["test"].ids,
-        "skipped": sorted({i for d in data.values() for i in d.skipped}), "history": history,
-        "options": {**asdict(opts), "out": str(opts.out)},
-        "config": {"model": OmegaConf.to_container(model_cfg, resolve=True),
-                   "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
-                   "run": {k: cfg.run[k] for k in ("device", "seed", "workers", "precision")}},
-        "seconds": time.perf_counter() - start, "provenance": provenance(device),
+        "skipped": sorted({i for d in data.values() for i in d.skipped}),
     }
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    return model.eval(), report
+
+
+def settings(cfg: DictConfig, model_cfg: DictConfig, opts: TrainOptions) -> dict:
+    """The report's record of the training options and the resolved model, dataset and run settings."""
+    return {"options": {**asdict(opts), "out": str(opts.out)},
+            "config": {"model": OmegaConf.to_container(model_cfg, resolve=True),
+                       "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
+                       "run": {k: cfg.run[k] for k in ("device", "seed", "workers", "precision")}}}
 
 
 # -- command line --------------------------------------------------------------------------------

