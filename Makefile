@@ -18,7 +18,9 @@ RESULTS ?= results
 CNNS ?= resnet18,resnet34,resnet50,resnet101,efficientnet_b0,inception_v3
 VITS ?= vit_b_16,swin_b,levit_192,levit_256,cait_xxs24,pvt_v2
 MODELS ?= $(CNNS),$(VITS)
-METHODS ?= gradcam,gradcampp,scorecam,ablationcam,reciprocam,opticam,shapleycam,cluscam
+# The registry's methods (baselines/__init__.py): those of every family, and the ViT-only ones (AG-CAM).
+METHODS ?= $(shell $(PY) -m baselines --supports cnn vit)
+VIT_METHODS ?= $(shell $(PY) -m baselines --supports vit --lacks cnn)
 # Alzheimer: one fine-tuned checkpoint per model, $(ALZ_CKPT)/<model>_alzheimer.pth (scripts/train.py);
 # the committed ones (results/checkpoints/README.md) by default.
 ALZ_CKPT ?= results/checkpoints
@@ -48,7 +50,7 @@ demo: install
 # The whole pipeline on the synthetic set with tiny models, every method, on the CPU (part of the tests too).
 smoke: install
 	$(PY) -m benchmarks.run -m model=tiny_cnn method=$(METHODS) dataset=synthetic run.device=cpu run.out_dir=runs/smoke
-	$(PY) -m benchmarks.run model=tiny_vit method=agcam dataset=synthetic run.device=cpu run.out_dir=runs/smoke
+	$(PY) -m benchmarks.run -m model=tiny_vit method=$(VIT_METHODS) dataset=synthetic run.device=cpu run.out_dir=runs/smoke
 	$(PY) -m scripts.tables --runs runs/smoke --out runs/smoke/tables --tables 2
 
 # Throughput of every method vs the forward roofline and pytorch-grad-cam (add e.g.
@@ -88,7 +90,7 @@ table2: sweep-ilsvrc sweep-alzheimer
 table4: sweep-ilsvrc  # EP, LE: the single-box images of the same rows
 	$(PY) -m scripts.tables --runs $(RUNS) --out $(RESULTS)/tables --tables 4
 table5: install need-ilsvrc
-	$(RUN) model=vit_b_16 method=$(METHODS),agcam dataset=ilsvrc dataset.root=$(ILSVRC_ROOT)
+	$(RUN) model=vit_b_16 method=$(METHODS),$(VIT_METHODS) dataset=ilsvrc dataset.root=$(ILSVRC_ROOT)
 	$(PY) -m scripts.tables --runs $(RUNS) --out $(RESULTS)/tables --tables 5
 table6 table8 table9: sweep-ilsvrc
 	$(PY) -m scripts.tables --runs $(RUNS) --out $(RESULTS)/tables --tables $(subst table,,$@)

@@ -1,5 +1,10 @@
 """The comparators of the ClusCAM paper, built on the explainer machinery of :mod:`cluscam`, and the
-one registry that knows every method by name."""
+one registry that knows every method by name.
+
+A method is its :class:`~cluscam.base.Explainer` subclass (which states its display name, the model
+families and layer layouts it reads, whether it needs attention or gradients), one line in
+:data:`METHODS` and its ``conf/method/<name>.yaml``; the tables, demo, figures, perf, runner and the
+Makefile's sweeps (``python -m baselines``) read the rest from here."""
 from __future__ import annotations
 
 import collections.abc
@@ -9,20 +14,21 @@ import inspect
 import numbers
 import types
 import typing
-from typing import Any, Literal, Mapping, Union
+from typing import Any, Literal, Mapping, Sequence, Union
 
 from cluscam.base import Explainer
 
-# name -> "module:Class"; imported on first use so that one broken optional method cannot break the rest.
+# name -> "module:Class", in the order of the tables' rows and the figures' columns; imported on first
+# use so that one broken optional method cannot break the rest.
 METHODS: dict[str, str] = {
-    "cluscam": "cluscam.cluscam:ClusCAM",
     "gradcam": "baselines.gradcam:GradCAM",
     "gradcampp": "baselines.gradcampp:GradCAMPlusPlus",
     "scorecam": "baselines.scorecam:ScoreCAM",
     "ablationcam": "baselines.ablationcam:AblationCAM",
-    "shapleycam": "baselines.shapleycam:ShapleyCAM",
     "reciprocam": "baselines.reciprocam:ReciproCAM",
     "opticam": "baselines.opticam:OptiCAM",
+    "shapleycam": "baselines.shapleycam:ShapleyCAM",
+    "cluscam": "cluscam.cluscam:ClusCAM",
     "agcam": "baselines.agcam:AGCAM",
 }
 
@@ -35,8 +41,40 @@ def method_class(name: str) -> type[Explainer]:
     return getattr(importlib.import_module(module), cls)
 
 
+def method_names(supports: Sequence[str] = (), lacks: Sequence[str] = ()) -> list[str]:
+    """The registered methods, in order, that explain every model family in ``supports`` and none in
+    ``lacks`` (e.g. ``supports=("cnn", "vit")``: the methods of the cross-family sweeps and tables)."""
+    return [name for name in METHODS
+            if all(method_class(name).supports(f) for f in supports)
+            and not any(method_class(name).supports(f) for f in lacks)]
+
+
+def display_name(name: str) -> str:
+    """The method's name in tables and figures (its class's ``display_name``, else ``name``)."""
+    return method_class(name).display_name or name
+
+
 def create_explainer(name: str, model, layer, **options) -> Explainer:
-    """Build the method ``name`` for ``model`` hooked at ``layer`` (a LayerSpec, path or mapping)."""
+    """Build the method registered as ``name``.
+
+    Args:
+        name: a key of :data:`METHODS`, e.g. ``"cluscam"`` or ``"gradcampp"``.
+        model: the classifier to explain (put in eval mode).
+        layer: the hooked layer, a :class:`~cluscam.layers.LayerSpec`, dotted path or mapping of its fields.
+        **options: the method's keyword options (see :func:`method_parameters`) and the
+            :class:`~cluscam.base.Explainer` ones (``baseline``, ``chunk_size``, ``precision``, ...).
+
+    Returns:
+        The explainer; call it on images [B, 3, H, W] (and optional targets [B]) for maps [B, H, W].
+
+    Raises:
+        ValueError: an unknown method, an option it does not take or of the wrong type, or an
+            option value its constructor rejects.
+
+    Example:
+        >>> cam = create_explainer("scorecam", model, "layer4", chunk_size=32)
+        >>> maps = cam(images, targets)
+    """
     check_options(name, options)
     return method_class(name)(model, layer, **options)
 
@@ -99,4 +137,5 @@ def _describe(hint: Any) -> str:
     return names.get(hint, getattr(hint, "__name__", str(hint)))
 
 
-__all__ = ["METHODS", "check_options", "create_explainer", "method_class", "method_parameters"]
+__all__ = ["METHODS", "check_options", "create_explainer", "display_name", "method_class", "method_names",
+           "method_parameters"]

@@ -38,6 +38,8 @@ class AblationCAM(WeightedCAM):
     warning) if the network cannot run after the layer on the copies.  At most ``chunk_size``
     copies run at a time."""
 
+    display_name = "AblationCAM"
+
     def __init__(self, model, layer, *, ablation: Ablation = "min_offset", copies: Copies = "auto", **kwargs) -> None:
         super().__init__(model, layer, **kwargs)
         if ablation not in ABLATIONS:

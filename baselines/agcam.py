@@ -204,7 +204,15 @@ class AGCAM(Explainer):
     (timm) / ``'conv_proj'`` (torchvision), or ``LayerSpec('blocks.-1.norm1', 'tokens', 1)``; a tokens
     layer needs prefix_tokens >= 1: the [class] token, first, gives the row that is read."""
 
+    display_name = "AG-CAM"
+    families = ("vit",)
+    needs_attention = True
     uses_gradients = True
+
+    @classmethod
+    def supports(cls, family: str, model: nn.Module | None = None) -> bool:
+        """ViTs, and of a built model only a timm or torchvision Vision Transformer (whose attention it reads)."""
+        return super().supports(family) and (model is None or any(reader.find(model) for reader in READERS))
 
     def __init__(self, model, layer, *, detach_attention_input: bool = True, **kwargs) -> None:
         super().__init__(model, layer, **kwargs)

@@ -12,6 +12,7 @@ class GradCAM(WeightedCAM):
     """Weights are the spatially averaged gradients of the target logit (Eq. 1):
     w_k = 1/Z sum_ij d y_c / d A_k(i, j).  One forward and one backward pass per image."""
 
+    display_name = "GradCAM"
     uses_gradients = True
 
     def channel_weights(self, cap: Capture) -> torch.Tensor:

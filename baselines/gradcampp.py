@@ -17,6 +17,7 @@ class GradCAMPlusPlus(WeightedCAM):
     matters when gradients are small; 0 gives Eq. 19 exactly.  alpha = 0 where g = 0 or the
     denominator vanishes.  One forward and one backward pass per image."""
 
+    display_name = "GradCAM++"
     uses_gradients = True
 
     def __init__(self, model, layer, *, eps: float = 1e-6, **kwargs) -> None:

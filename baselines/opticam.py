@@ -43,6 +43,8 @@ PRESETS: dict[str, dict] = {
 class OptiCAM(Explainer):
     """Opti-CAM for a batch; see the module docstring for ``preset``, ``loss`` and ``early_stop``."""
 
+    display_name = "OptiCAM"
+
     def __init__(
         self,
         model,

@@ -53,6 +53,8 @@ class ReciproCAM(Explainer):
     contains the hooked layer; its input is repeated once per copy so that residual branches inside
     it see the copies' batch (see the module docstring)."""
 
+    display_name = "ReciproCAM"
+
     def __init__(
         self,
         model,

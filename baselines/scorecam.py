@@ -19,6 +19,8 @@ class ScoreCAM(WeightedCAM):
     (align_corners=True), the official Score-CAM code align_corners=False.  The masked inputs run
     ``chunk_size`` at a time: 1 + C forward passes per image."""
 
+    display_name = "ScoreCAM"
+
     def __init__(self, model, layer, *, align_corners: bool = True, **kwargs) -> None:
         super().__init__(model, layer, **kwargs)
         if not isinstance(align_corners, bool):

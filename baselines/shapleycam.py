@@ -17,6 +17,7 @@ class ShapleyCAM(WeightedCAM):
     with its ClassifierOutputReST target).  One forward and two backward passes per image
     (the gradient, kept differentiable, and the Hessian-vector product)."""
 
+    display_name = "ShapleyCAM"
     uses_gradients = True
 
     def capture(self, images: torch.Tensor, targets=None) -> Capture:

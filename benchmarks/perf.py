@@ -22,15 +22,16 @@ from __future__ import annotations
 import argparse
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
+from omegaconf import DictConfig
 
-from baselines import METHODS, create_explainer
-from baselines.agcam import READERS
+from baselines import METHODS, create_explainer, method_class
 from benchmarks import zoo
 from benchmarks.data import PackagePhotos, Preprocess, collate
 from benchmarks.provenance import device_name, git_commit, resolve_device
@@ -39,6 +40,7 @@ from cluscam.memory import auto_chunk_size
 from cluscam.ops import minmax, upsample
 
 TF32 = False  # the anchors in REFERENCE.md are fp32 without TF32
+LIBRARY = {"gradcam": "GradCAM", "scorecam": "ScoreCAM"}  # our method -> pytorch-grad-cam 1.5.7's class
 
 
 def _sync(device: torch.device) -> None:
@@ -155,68 +157,111 @@ def bench_inputs(cfg, kind: str, batch: int, size: tuple[int, int]) -> torch.Ten
     return cycled(collate([photos[i] for i in range(len(photos))]).images, batch)
 
 
-def measure_model(name: str, methods: list[str], args, device: torch.device) -> list[dict]:
+@dataclass
+class Setup:
+    """One model's measurement: its config, model, inputs ``x`` and the forward roofline (images/s)
+    of each precision at ``roof`` images per pass."""
+
+    name: str
+    cfg: DictConfig
+    model: torch.nn.Module
+    x: torch.Tensor
+    precisions: list[str]
+    roofline: dict[str, float]
+    roof: int
+
+
+def setup(name: str, args: argparse.Namespace, device: torch.device) -> Setup:
+    """Model ``name``, its inputs and its roofline: forward throughput at the batch the masked passes
+    run at (the chunk size), each precision in its memory format."""
     cfg = zoo.model_config(name)
     model = bench_model(cfg, device, args.pretrained)
     # --size rescales CNN inputs; ViTs keep their configured size (position embeddings fix it).
     size = tuple(cfg.input.size) if args.size is None or cfg.family == "vit" else (args.size, args.size)
     x = bench_inputs(cfg, args.inputs, args.batch, size).to(device)
-    # The roofline: forward throughput at the batch the masked passes run at (the chunk size).
-    chunk = args.chunk if args.chunk != "auto" else auto_chunk_size(model, x[:1])
-    roof = max(args.batch, chunk)
+    roof = max(args.batch, args.chunk if args.chunk != "auto" else auto_chunk_size(model, x[:1]))
     precisions = ["fp32", "bf16"] if args.bf16 else ["fp32"]
-    fwd = {}  # the roofline of each precision, bf16 in its memory format
-    for precision in precisions:
-        fwd[precision] = forward_throughput(model.to(memory_format=zoo.memory_format(cfg, precision)), cycled(x, roof),
-                                            bf16=precision == "bf16")
+    roofline = {p: forward_throughput(model.to(memory_format=zoo.memory_format(cfg, p)), cycled(x, roof),
+                                      bf16=p == "bf16") for p in precisions}
     model = model.to(memory_format=torch.contiguous_format)
-    rows = [dict(model=name, method="forward", impl="torch", precision=precision, images_per_s=fwd[precision],
-                 passes=1.0, roofline_fraction=1.0, roofline_batch=roof) for precision in precisions]
-    table3 = zoo.method_options(cfg, "cluscam")
-    for method in methods:
-        layer = zoo.layer_spec(cfg, method)
-        if method == "agcam" and not any(reader.find(model) for reader in READERS):
-            continue  # AG-CAM reads timm / torchvision ViT attention only
-        opts = zoo.method_options(cfg, method)
-        maps = {}  # each precision's maps of the timed call; fp32's are the bf16 reference
-        for precision in precisions:
-            # Module.to(memory_format) converts the model in place: each explainer sets it before use
-            cam = create_explainer(method, model.to(memory_format=zoo.memory_format(cfg, precision)), layer,
-                                   chunk_size=args.chunk, precision=precision, **opts)
-            peak_gib(device, reset=True)
-            seconds = timed(lambda: maps.__setitem__(precision, cam(x)), device, warmup=lambda: cam(x[:1])) / len(x)
-            p = cam.last_passes
-            passes = p.forward + p.partial + 2 * p.backward
-            row = dict(model=name, method=method, impl="ours", precision=precision, images_per_s=1 / seconds,
-                       passes=passes, roofline_fraction=passes / seconds / fwd[precision], peak_gib=peak_gib(device),
-                       chunk=cam.chunk_size if isinstance(cam.chunk_size, int) else None)  # None: no masked passes
-            if method == "cluscam":
-                row["kmeans_fraction"] = kmeans_seconds(cam, x) / seconds
-            if precision == "bf16":
-                diff = (maps["bf16"] - maps["fp32"]).abs()
-                row["max_abs_diff_vs_fp32"], row["mean_abs_diff_vs_fp32"] = float(diff.max()), float(diff.mean())
-            rows.append(row)
-    model = model.to(memory_format=torch.contiguous_format)  # the references run on the fp32 layout
-    n = min(args.reference_images, x.shape[0])
-    if n:
-        layer = zoo.layer_spec(cfg, "cluscam")
-        if "cluscam" in methods and table3.get("grouping", "channels") == "channels":
-            run = lambda m: author_style_cluscam(model, layer, x[:m], table3["k"], table3["r"], table3["tau"])  # noqa: E731
-            sec = timed(lambda: run(n), device, warmup=lambda: run(1)) / n
-            rows.append(dict(model=name, method="cluscam", impl="author-style", precision="fp32", images_per_s=1 / sec,
-                             passes=1 + table3["k"], roofline_fraction=(1 + table3["k"]) / sec / fwd["fp32"]))
-        for method, lib in (("gradcam", "GradCAM"), ("scorecam", "ScoreCAM")):
-            if method not in methods:
-                continue
-            sec = library_seconds(lib, model, zoo.layer_spec(cfg, method), x if method == "gradcam" else x[:n])
-            ours = next(r for r in rows if r["method"] == method and r["impl"] == "ours" and r["precision"] == "fp32")
-            rows.append(dict(model=name, method=method, impl="pytorch-grad-cam", precision="fp32", images_per_s=1 / sec,
-                             passes=ours["passes"], roofline_fraction=ours["passes"] / sec / fwd["fp32"],
-                             ours_speedup=ours["images_per_s"] * sec))
-    for r in rows:
-        r.update(batch=args.batch, size=f"{size[0]}x{size[1]}", weights="pretrained" if args.pretrained else "random",
-                 inputs=args.inputs)
+    return Setup(name, cfg, model, x, precisions, roofline, roof)
+
+
+def forward_rows(s: Setup) -> list[dict]:
+    """The roofline rows: the model's own forward throughput in each precision."""
+    return [dict(model=s.name, method="forward", impl="torch", precision=p, images_per_s=s.roofline[p], passes=1.0,
+                 roofline_fraction=1.0, roofline_batch=s.roof) for p in s.precisions]
+
+
+def method_rows(s: Setup, method: str, args: argparse.Namespace) -> list[dict]:
+    """``method``'s rows, one per precision: throughput, passes, roofline fraction, chunk, peak memory;
+    ClusCAM's K-means share; bf16's map difference to fp32's."""
+    layer, opts = zoo.layer_spec(s.cfg, method), zoo.method_options(s.cfg, method)
+    device = s.x.device
+    maps, rows = {}, []  # each precision's maps of the timed call; fp32's are the bf16 reference
+    for precision in s.precisions:
+        # Module.to(memory_format) converts the model in place: each explainer sets it before use
+        model = s.model.to(memory_format=zoo.memory_format(s.cfg, precision))
+        cam = create_explainer(method, model, layer, chunk_size=args.chunk, precision=precision, **opts)
+        peak_gib(device, reset=True)
+        seconds = timed(lambda: maps.__setitem__(precision, cam(s.x)), device, warmup=lambda: cam(s.x[:1])) / len(s.x)
+        p = cam.last_passes
+        passes = p.forward + p.partial + 2 * p.backward
+        row = dict(model=s.name, method=method, impl="ours", precision=precision, images_per_s=1 / seconds,
+                   passes=passes, roofline_fraction=passes / seconds / s.roofline[precision], peak_gib=peak_gib(device),
+                   chunk=cam.chunk_size if isinstance(cam.chunk_size, int) else None)  # None: no masked passes
+        if isinstance(cam, ClusCAM):
+            row["kmeans_fraction"] = kmeans_seconds(cam, s.x) / seconds
+        if precision == "bf16":
+            diff = (maps["bf16"] - maps["fp32"]).abs()
+            row["max_abs_diff_vs_fp32"], row["mean_abs_diff_vs_fp32"] = float(diff.max()), float(diff.mean())
+        rows.append(row)
+    s.model.to(memory_format=torch.contiguous_format)  # the references run on the fp32 layout
     return rows
+
+
+def author_style_row(s: Setup, n: int) -> dict | None:
+    """The author-style ClusCAM on ``n`` images (channel grouping only, as the public code)."""
+    table3 = zoo.method_options(s.cfg, "cluscam")
+    if table3.get("grouping", "channels") != "channels":
+        return None
+    layer, k = zoo.layer_spec(s.cfg, "cluscam"), table3["k"]
+    run = lambda m: author_style_cluscam(s.model, layer, s.x[:m], k, table3["r"], table3["tau"])  # noqa: E731
+    sec = timed(lambda: run(n), s.x.device, warmup=lambda: run(1)) / n
+    return dict(model=s.name, method="cluscam", impl="author-style", precision="fp32", images_per_s=1 / sec,
+                passes=1 + k, roofline_fraction=(1 + k) / sec / s.roofline["fp32"])
+
+
+def library_row(s: Setup, method: str, ours: dict, n: int) -> dict:
+    """pytorch-grad-cam's ``method`` beside ``ours`` (our fp32 row): GradCAM on the batch, the others on ``n`` images."""
+    x = s.x if method == "gradcam" else s.x[:n]
+    sec = library_seconds(LIBRARY[method], s.model, zoo.layer_spec(s.cfg, method), x)
+    return dict(model=s.name, method=method, impl="pytorch-grad-cam", precision="fp32", images_per_s=1 / sec,
+                passes=ours["passes"], roofline_fraction=ours["passes"] / sec / s.roofline["fp32"],
+                ours_speedup=ours["images_per_s"] * sec)
+
+
+def reference_rows(s: Setup, rows: list[dict], n: int) -> list[dict]:
+    """The reference implementations of the methods measured in ``rows``, on ``n`` images (0: none)."""
+    if not n:
+        return []
+    ours = {r["method"]: r for r in rows if r["impl"] == "ours" and r["precision"] == "fp32"}
+    out = [author_style_row(s, n)] if "cluscam" in ours else []
+    out += [library_row(s, m, ours[m], n) for m in LIBRARY if m in ours]
+    return [r for r in out if r is not None]
+
+
+def measure_model(name: str, methods: list[str], args: argparse.Namespace, device: torch.device) -> list[dict]:
+    """Every row of model ``name``: its roofline, each method it supports, the references."""
+    s = setup(name, args, device)
+    rows = forward_rows(s)
+    for method in methods:
+        if method_class(method).supports(s.cfg.family, s.model):  # e.g. AG-CAM: timm / torchvision ViT attention
+            rows += method_rows(s, method, args)
+    rows += reference_rows(s, rows, min(args.reference_images, s.x.shape[0]))
+    size = f"{s.x.shape[-2]}x{s.x.shape[-1]}"
+    weights = "pretrained" if args.pretrained else "random"
+    return [{**r, "batch": args.batch, "size": size, "weights": weights, "inputs": args.inputs} for r in rows]
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:

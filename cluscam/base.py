@@ -15,7 +15,7 @@ from typing import Callable, ClassVar, Iterator, Literal, Sequence
 import torch
 from torch import nn
 
-from .layers import LayerSpec
+from .layers import LAYOUTS, LayerSpec
 from .memory import auto_chunk_size
 from .ops import Baseline, baseline_value, mask_input, minmax, upsample
 
@@ -79,19 +79,47 @@ def as_logits(out) -> torch.Tensor:
 
 
 class Explainer(ABC):
-    """Base class: ``explain(images [B,3,H,W], targets [B] | None) -> saliency [B,H,W]`` in [0, 1].
+    """Base class of every method: ``explain(images [B,3,H,W], targets [B] | None) -> saliency [B,H,W]`` in [0, 1].
 
-    model: a classifier returning logits, put in eval mode.  layer: a :class:`LayerSpec` (or its
-    dotted path for an NCHW layer).  baseline: what masked pixels become, ``mean`` (0 in normalized
-    input space, the dataset's mean colour, as the paper's code does) or ``black`` (needs
-    ``pixel_mean``/``pixel_std``).  chunk_size: images per forward pass when a method evaluates
-    many masked inputs, or ``auto`` to size it from free device memory at the first call.
-    precision: ``bf16`` runs the model's forward passes under bfloat16 autocast (see
-    :meth:`forward_precision`).  Targets default to the predicted class."""
+    A method subclasses it, states what the suite asks about it in class attributes and implements
+    :meth:`saliency` (timm's ``pretrained_cfg`` in spirit: the registry, tables, demo, perf and the
+    runner read the attributes, never the method's name).
 
-    uses_gradients: ClassVar[bool] = False
+    Args:
+        model: a classifier returning logits; put in eval mode.
+        layer: the hooked layer, a :class:`LayerSpec`, its dotted path (an NCHW layer) or a mapping
+            of its fields; its layout must be one of :attr:`layouts`.
+        baseline: what masked pixels become, ``mean`` (0 in normalized input space, the dataset's
+            mean colour, as the paper's code does) or ``black`` (needs ``pixel_mean``/``pixel_std``).
+        pixel_mean, pixel_std: the input normalization, for the ``black`` baseline.
+        chunk_size: images per forward pass when a method evaluates many masked inputs, or ``auto``
+            to size it from free device memory at the first call.
+        precision: ``bf16`` runs the model's forward passes under bfloat16 autocast (see
+            :meth:`forward_precision`).
+
+    Raises:
+        ValueError: a bad ``chunk_size``, ``precision``, ``baseline`` or a layout the method does not read.
+
+    Example:
+        >>> from baselines import create_explainer
+        >>> cam = create_explainer("gradcam", model, "layer4")  # or GradCAM(model, "layer4")
+        >>> maps = cam(images)  # [B, H, W] in [0, 1]; targets default to the predicted classes
+        >>> cam.last_passes  # PassCount(forward=1.0, partial=0.0, backward=1.0) per image
+    """
+
+    display_name: ClassVar[str] = ""  # the name in tables and figures, e.g. "GradCAM++"
+    proposed: ClassVar[bool] = False  # the paper's own method ("(Ours)" in the tables)
+    families: ClassVar[tuple[str, ...]] = ("cnn", "vit")  # model families it explains (conf/model/*.yaml family)
+    layouts: ClassVar[tuple[str, ...]] = LAYOUTS  # hooked-layer layouts it reads (LayerSpec.layout)
+    needs_attention: ClassVar[bool] = False  # reads the model's self-attention (a Vision Transformer's)
+    uses_gradients: ClassVar[bool] = False  # backpropagates to the hooked layer
     # Keep the graph of the captured gradient (for methods that differentiate it again).
     create_graph: ClassVar[bool] = False
+
+    @classmethod
+    def supports(cls, family: str, model: nn.Module | None = None) -> bool:
+        """Whether the method explains models of ``family`` (``cnn`` | ``vit``), and ``model`` when given."""
+        return family in cls.families
 
     def __init__(
         self,
@@ -110,6 +138,9 @@ class Explainer(ABC):
             raise ValueError(f"unknown precision {precision!r}; use 'fp32' or 'bf16'")
         self.model = model.eval()
         self.layer = LayerSpec.of(layer)
+        if self.layer.layout not in self.layouts:
+            raise ValueError(f"{type(self).__name__} reads layers of layout {', '.join(self.layouts)}, "
+                             f"not {self.layer.layout!r} ({self.layer.path})")
         self.module = self.layer.module(model)
         self.baseline, self.pixel_mean, self.pixel_std = baseline, pixel_mean, pixel_std
         baseline_value(baseline, pixel_mean, pixel_std, torch.zeros(1))  # fail early on a bad baseline

@@ -34,20 +34,42 @@ class MetaRepresentations:
 
 
 class ClusCAM(Explainer):
-    """ClusCAM for a batch (Alg. 1).
+    """ClusCAM for a batch (Alg. 1): the hooked layer's representations clustered into K groups, each
+    group's meta-representation scored by the logit change it causes, the top groups softmax-weighted.
 
-    k, r, tau: number of groups, discarding ratio in [0, 1) and softmax temperature (Table 3).
-    grouping: ``channels`` clusters the C maps of the hooked layer (each a p*q vector; CNNs and the
-    public code's ViT hooks), ``tokens`` clusters its patch tokens (each a D vector; a token group's
-    map is the indicator of its grid cells).  metric (channels only): ``upsampled`` clusters the
-    normalized, upsampled maps as the public code does, computed exactly at low resolution;
-    ``lowres`` clusters the raw p*q vectors as Alg. 1 line 2 reads.  final_relu: the public code's
-    ReLU before the last min-max.  seed, n_init: K-means++ seeding.
+    Args:
+        model, layer: as for :class:`Explainer` (and its keyword options, e.g. ``chunk_size``).
+        k, r, tau: number of groups, discarding ratio in [0, 1) and softmax temperature (Table 3).
+        grouping: ``channels`` clusters the C maps of the hooked layer (each a p*q vector; CNNs and
+            the public code's ViT hooks), ``tokens`` clusters its patch tokens (each a D vector; a
+            token group's map is the indicator of its grid cells).
+        metric: (channels only) ``upsampled`` clusters the normalized, upsampled maps as the public
+            code does, computed exactly at low resolution; ``lowres`` clusters the raw p*q vectors
+            as Alg. 1 line 2 reads.
+        final_relu: the public code's ReLU before the last min-max.
+        seed, n_init: K-means++ seeding.
+        clustering: ``kmeans``, or the ablations of Fig. 5, ``none`` / ``spectral`` / ``hdbscan``
+            (see :meth:`partition`).
+        weighting: ``softmax`` (discarding + Eq. 6), or ``logit``: the raw scores as weights (the
+            paper's "only logit").  "Only softmax" is r=0, tau=1; "discarding softmax" tau=1; "only
+            temperature softmax" r=0.
 
-    Ablations (Fig. 5): clustering ``none`` / ``spectral`` / ``hdbscan`` instead of K-means++ (see
-    :meth:`partition`); weighting ``logit`` uses the raw scores as weights, without discarding or
-    softmax (the paper's "only logit").  "Only softmax" is r=0, tau=1; "discarding softmax" tau=1;
-    "only temperature softmax" r=0."""
+    Returns:
+        Called on images [B, 3, H, W] (and optional targets [B]): saliency maps [B, H, W] in [0, 1],
+        at a cost of 1 + K forward passes per image (``last_passes``).
+
+    Raises:
+        ValueError: an option out of range (k < 1, r outside [0, 1), tau <= 0) or an unknown
+            grouping, metric, clustering or weighting.
+
+    Example:
+        >>> from cluscam import ClusCAM
+        >>> cam = ClusCAM(model, "layer4", k=30, r=0.3712, tau=0.4)
+        >>> maps = cam(images)  # [B, H, W]
+    """
+
+    display_name = "ClusCAM"
+    proposed = True
 
     def __init__(
         self,

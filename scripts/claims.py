@@ -27,11 +27,12 @@ from scipy import stats as sps
 
 from benchmarks.results import cell_config, load_rows
 from scripts import paper
-from scripts.tables import (CONFIDENCE, DATASETS, FAMILIES, LEVEL, LOCALIZATION, LOWER_BETTER, METHODS, MODELS,
-                            OPTIONAL, REQUIRED, Stats, bootstrap_means, cell_stats, common_ids, factor, family_of,
-                            interval, select_cells)
+from scripts.tables import (CONFIDENCE, FAMILIES, LEVEL, LOCALIZATION, LOWER_BETTER, MODELS, OPTIONAL, REQUIRED, Stats,
+                            bootstrap_means, cell_stats, common_ids, dataset_label, factor, family_of, interval,
+                            method_label, select_cells)
 
 BASELINES = paper.ORDER[:-1]
+PAPER_DATASETS = ("ilsvrc", "alzheimer")  # the paper's datasets, in its order
 METRICS = CONFIDENCE + LOCALIZATION
 LOWER = LOWER_BETTER | {"seconds"}
 ALPHA = 0.05
@@ -153,7 +154,7 @@ def verdict(lo: float, hi: float, p: float, metric: str, expect: str) -> str:
 def compare(data: Rows, claim: Claim, resamples: int, seed: int, min_images: int) -> Result:
     """The measurement of ``claim`` and its verdict."""
     if not claim.models:
-        where = DATASETS.get(claim.dataset, claim.dataset)
+        where = dataset_label(claim.dataset)
         return Result(claim, NA, claim.none or f"no rows for {claim.scope} on {where}")
     absent = {meth: [m for m in claim.models if meth not in data.methods(claim.dataset, m)]
               for meth in (claim.subject, *claim.opponents)}
@@ -177,7 +178,7 @@ def compare(data: Rows, claim: Claim, resamples: int, seed: int, min_images: int
 
 
 def _absent(absent: Mapping[str, list[str]]) -> str:
-    return "no rows for " + "; ".join(f"{METHODS.get(meth, meth)} on {', '.join(map(_name, ms))}"
+    return "no rows for " + "; ".join(f"{method_label(meth)} on {', '.join(map(_name, ms))}"
                                       for meth, ms in absent.items() if ms)
 
 
@@ -213,7 +214,7 @@ def family_claims(data: Rows) -> list[Claim]:
     """Sec. 4.2 / Table 2: ClusCAM against the best baseline per dataset, family and metric, and the
     margins the text states (against OptiCAM)."""
     table2, out = paper.parse(paper.TABLE2), []
-    for d in DATASETS:
+    for d in PAPER_DATASETS:
         for f, label in FAMILIES.items():
             models = data.models(d, f)
             scope = f"{label} ({', '.join(map(_name, models))})" if models else label
@@ -237,7 +238,7 @@ def architecture_claims(data: Rows) -> list[Claim]:
               "alzheimer": paper.parse(paper.TABLE7)}
     names = {"ilsvrc": "Table 6 / Table 4", "alzheimer": "Table 7"}
     out = []
-    for d in sorted(set(data.rows["dataset"]), key=lambda x: (x not in DATASETS, x)):
+    for d in sorted(set(data.rows["dataset"]), key=lambda x: (x not in PAPER_DATASETS, x)):
         for m in data.models(d):
             for metric in METRICS if d == "ilsvrc" else CONFIDENCE:
                 row = tables.get(d, {}).get((m, metric))
@@ -268,7 +269,7 @@ def agcam_claims(data: Rows) -> list[Claim]:
             out.append(Claim("App. D.3, Table 5", "AG-CAM clearly outperforms GradCAM, GradCAM++ and ScoreCAM",
                              d, scope, models, metric, subject="agcam", opponents=trio, paper=best, none=none))
             for subject in ("opticam", "cluscam"):
-                out.append(Claim("App. D.3, Table 5", f"{METHODS[subject]} beats AG-CAM on all three metrics",
+                out.append(Claim("App. D.3, Table 5", f"{method_label(subject)} beats AG-CAM on all three metrics",
                                  d, scope, models, metric, subject=subject, opponents=("agcam",),
                                  paper=("agcam", v["agcam"], v[subject]), none=none))
     return out
@@ -278,7 +279,7 @@ def runtime_claims(data: Rows) -> list[Claim]:
     """App. D.5: on ViTs ClusCAM is faster than ScoreCAM and OptiCAM (seconds per image)."""
     return [Claim("App. D.5, Table 8", "ClusCAM has the lowest runtime of the three gradient-free methods on ViTs",
                   d, FAMILIES["vit"], data.models(d, "vit"), "seconds", opponents=("scorecam", "opticam"))
-            for d in DATASETS]
+            for d in PAPER_DATASETS]
 
 
 # -- Tables 1, 8, 9 ---------------------------------------------------------------------------------------
@@ -305,12 +306,12 @@ def table1_results(runs: str | Path, resamples: int, seed: int) -> list[dict]:
 def factor_rows(data: Rows, stats: Stats) -> list[dict]:
     """Table 8's factors vs GradCAM per dataset and family, paper beside measured (tables.factor)."""
     out = []
-    for d in DATASETS:
+    for d in PAPER_DATASETS:
         for f, fam in paper.TABLE8.items():
             models = data.models(d, f)
             if not models:
                 out.append({"dataset": d, "family": f, "metric": "", "method": "", "paper": np.nan,
-                            "measured": np.nan, "verdict": f"{NA}: no rows for {FAMILIES[f]} on {DATASETS[d]}"})
+                            "measured": np.nan, "verdict": f"{NA}: no rows for {FAMILIES[f]} on {dataset_label(d)}"})
                 continue
             for column, paper_values in fam.items():
                 for meth, value in paper_values.items():
@@ -326,13 +327,13 @@ def factor_rows(data: Rows, stats: Stats) -> list[dict]:
 def order_of_magnitude_rows(data: Rows, stats: Stats) -> list[dict]:
     """App. D.5 on CNNs: ClusCAM's runtime within a factor of 10 of ScoreCAM's and OptiCAM's."""
     out = []
-    for d in DATASETS:
+    for d in PAPER_DATASETS:
         models = data.models(d, "cnn")
         ratios = {o: factor(stats, d, models, "cluscam", "seconds") / factor(stats, d, models, o, "seconds")
                   if models else np.nan for o in ("scorecam", "opticam")}
         values = list(ratios.values())
         out.append({"dataset": d, "ratios": ratios,
-                    "verdict": f"{NA}: no rows for CNNs (or a method) on {DATASETS[d]}" if np.isnan(values).any() else
+                    "verdict": f"{NA}: no rows for CNNs (or a method) on {dataset_label(d)}" if np.isnan(values).any() else
                     HOLDS if all(0.1 <= r <= 10 for r in values) else FAILS})
     return out
 
@@ -372,7 +373,7 @@ def _grouped(values: Mapping[str, str]) -> str:
     """"fp32" when every method has it, else "fp32; bf16: ScoreCAM"."""
     by: dict[str, list[str]] = {}
     for meth, v in values.items():
-        by.setdefault(v, []).append(METHODS.get(meth, meth))
+        by.setdefault(v, []).append(method_label(meth))
     if len(by) == 1:
         return next(iter(by))
     main_value = max(by, key=lambda v: len(by[v]))
@@ -393,9 +394,9 @@ def rows_section(data: Rows) -> list[str]:
         cut: dict[int, list[str]] = {}
         for (dd, mm, meth), (_, total) in data.trimmed.items():
             if (dd, mm) == (d, m):
-                cut.setdefault(total, []).append(METHODS.get(meth, meth))
-        lines.append([DATASETS.get(d, d), _name(m), FAMILIES.get(data.families[m], data.families[m]),
-                      g["id"].nunique(), ", ".join(METHODS.get(x, x) for x in cfgs),
+                cut.setdefault(total, []).append(method_label(meth))
+        lines.append([dataset_label(d), _name(m), FAMILIES.get(data.families[m], data.families[m]),
+                      g["id"].nunique(), ", ".join(method_label(x) for x in cfgs),
                       "; ".join(f"{', '.join(ms)} had {n}" for n, ms in cut.items()) or "none",
                       ", ".join(sorted(set(g["device"].astype(str)))),
                       _grouped({k: str(c.get("method.precision", "not recorded")) for k, c in cfgs.items()}),
@@ -409,15 +410,15 @@ def _label(metric: str) -> str:
 
 
 def _expected(c: Claim) -> str:
-    others = "the best baseline" if c.opponents == BASELINES else " / ".join(METHODS[o] for o in c.opponents)
-    return f"{METHODS[c.subject]} {'ahead of' if c.expect == 'better' else 'behind'} {others}"
+    others = "the best baseline" if c.opponents == BASELINES else " / ".join(method_label(o) for o in c.opponents)
+    return f"{method_label(c.subject)} {'ahead of' if c.expect == 'better' else 'behind'} {others}"
 
 
 def _paper_cell(c: Claim, fmt: str) -> str:
     if c.paper is None:
         return "–"
     opp, ov, sv = c.paper
-    text = f"{sv:{fmt}} vs {METHODS[opp]} {ov:{fmt}} (Δ {sv - ov:+{fmt}})"
+    text = f"{sv:{fmt}} vs {method_label(opp)} {ov:{fmt}} (Δ {sv - ov:+{fmt}})"
     return text + (f"; stated margin {c.margin:g}" if c.margin is not None else "")
 
 
@@ -427,9 +428,9 @@ def comparison_table(results: Sequence[Result]) -> list[str]:
         c = r.claim
         inside = "" if c.margin is None or np.isnan(r.lo) else \
             f"; stated margin {'inside' if r.lo <= c.margin <= r.hi else 'outside'} the CI"
-        lines.append([DATASETS.get(c.dataset, c.dataset), c.scope, _label(c.metric), _expected(c),
+        lines.append([dataset_label(c.dataset), c.scope, _label(c.metric), _expected(c),
                       _paper_cell(c, ".2f"),
-                      f"{_f(r.subject_mean)} vs {METHODS.get(r.opponent, r.opponent)} {_f(r.opponent_mean)}"
+                      f"{_f(r.subject_mean)} vs {method_label(r.opponent)} {_f(r.opponent_mean)}"
                       if r.opponent else "–",
                       f"{_f(r.diff, '{:+.2f}')} [{_f(r.lo)}, {_f(r.hi)}]{inside}" if r.opponent else "–",
                       _f(r.p, "{:.2g}"), r.n or "–", r.verdict + (f": {r.reason}" if r.reason else "")])
@@ -463,10 +464,10 @@ def table1_section(results: Sequence[dict], runs: str | Path) -> list[str]:
 
 
 def factor_section(factors: Sequence[dict], magnitudes: Sequence[dict], runtime: Sequence[Result]) -> list[str]:
-    lines = [[DATASETS[r["dataset"]], FAMILIES[r["family"]], _label(r["metric"]) if r["metric"] else "all",
-              METHODS.get(r["method"], "all"), _f(r["paper"], "×{:.2f}"), _f(r["measured"], "×{:.2f}"), r["verdict"]]
+    lines = [[dataset_label(r["dataset"]), FAMILIES[r["family"]], _label(r["metric"]) if r["metric"] else "all",
+              method_label(r["method"]) if r["method"] else "all", _f(r["paper"], "×{:.2f}"), _f(r["measured"], "×{:.2f}"), r["verdict"]]
              for r in factors]
-    mags = [[DATASETS[r["dataset"]], *(_f(r["ratios"][o], "×{:.2f}") for o in ("scorecam", "opticam")), r["verdict"]]
+    mags = [[dataset_label(r["dataset"]), *(_f(r["ratios"][o], "×{:.2f}") for o in ("scorecam", "opticam")), r["verdict"]]
             for r in magnitudes]
     return (["> App. D.5: on CNNs ClusCAM is ×44.24 slower than GradCAM, its runtime within the same order of "
              "magnitude as ScoreCAM and OptiCAM; on ViTs it has the lowest runtime of the three.", "",
@@ -481,7 +482,7 @@ def factor_section(factors: Sequence[dict], magnitudes: Sequence[dict], runtime:
 
 
 def passes_section(rows: Sequence[dict]) -> list[str]:
-    lines = [[DATASETS.get(r["dataset"], r["dataset"]), _name(r["model"]), METHODS[r["method"]], r["paper"],
+    lines = [[dataset_label(r["dataset"]), _name(r["model"]), method_label(r["method"]), r["paper"],
               _f(r["expected"], "{:.0f}"), _f(r["measured"], "{:.5g}"), _f(r["bp"], "{:.5g}"), r["verdict"]]
              for r in rows]
     return (["> Table 9: forward passes per image: GradCAM 1, GradCAM++ 1, ScoreCAM N, AblationCAM N, ClusCAM K "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Sequence
 
 import matplotlib
 
@@ -19,26 +20,32 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from timm.data import ImageNetInfo  # noqa: E402
 
+from baselines import display_name, method_class, method_names  # noqa: E402
+from benchmarks import zoo  # noqa: E402
+from benchmarks.api import cell_dataset, cell_store, compose, run_cell  # noqa: E402
 from benchmarks.metrics import summarize  # noqa: E402
-from benchmarks.run import cell_store, compose, dataset_for, run_cell  # noqa: E402
 
-METHODS = ("cluscam", "gradcam", "gradcampp", "scorecam", "ablationcam", "shapleycam", "reciprocam", "opticam")
-DISPLAY = {"cluscam": "ClusCAM", "gradcam": "GradCAM", "gradcampp": "GradCAM++", "scorecam": "ScoreCAM",
-           "ablationcam": "AblationCAM", "shapleycam": "ShapleyCAM", "reciprocam": "ReciproCAM", "opticam": "OptiCAM"}
+MODEL = "efficientnet_lite0"
 
 
-def run_demo(out: Path, device: str = "auto", methods=METHODS, model: str = "efficientnet_lite0") -> pd.DataFrame:
+def demo_methods(model: str = MODEL) -> list[str]:
+    """Every registered method that explains ``model``'s family, the paper's own first."""
+    names = method_names(supports=[zoo.model_config(model).family])
+    return sorted(names, key=lambda m: not method_class(m).proposed)
+
+
+def run_demo(out: Path, device: str = "auto", methods: Sequence[str] | None = None, model: str = MODEL) -> pd.DataFrame:
     """Run every method on the photos; write ``metrics.md``/``metrics.csv`` and ``overlay.png`` to ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     summary, cells = [], {}
-    for method in methods:
+    for method in methods or demo_methods(model):
         cfg = compose([f"model={model}", f"method={method}", "dataset=photos", f"run.device={device}",
                        "run.batch_size=5", "run.save_maps=true", f"run.out_dir={out}"])
         rows = run_cell(cfg)
         cells[method] = (cfg, rows)
         ok = rows[rows["status"] == "ok"]
         s = summarize(ok[["ad", "ic", "ag"]])
-        summary.append({"method": DISPLAY.get(method, method), "AD (%) ↓": s["ad"], "IC (%) ↑": s["ic"],
+        summary.append({"method": display_name(method), "AD (%) ↓": s["ad"], "IC (%) ↑": s["ic"],
                         "AG (%) ↑": s["ag"], "s / image": ok["seconds"].mean(),
                         "passes / image": (ok["forward"] + ok["partial"]).mean(), "backward / image": ok["backward"].mean()})
     table = pd.DataFrame(summary)
@@ -62,7 +69,7 @@ def _commit(cfg) -> str:
 def overlay_figure(cells: dict, path: Path) -> None:
     """Rows: the photographs; columns: the image with the predicted class, then each method's map."""
     cfg, rows = next(iter(cells.values()))
-    dataset = dataset_for(cfg)
+    dataset = cell_dataset(cfg)
     mean = torch.tensor(list(cfg.model.input.mean)).view(3, 1, 1)
     std = torch.tensor(list(cfg.model.input.std)).view(3, 1, 1)
     names = ImageNetInfo()
@@ -79,7 +86,7 @@ def overlay_figure(cells: dict, path: Path) -> None:
             axes[i, j].imshow(image)
             axes[i, j].imshow(maps[method][sample.id].astype("float32"), cmap="jet", alpha=0.5, vmin=0, vmax=1)
             if i == 0:
-                axes[i, j].set_title(DISPLAY.get(method, method), fontsize=8)
+                axes[i, j].set_title(display_name(method), fontsize=8)
     for ax in axes.flat:
         ax.axis("off")
     fig.tight_layout()
@@ -91,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"))
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--methods", nargs="+", default=demo_methods(), choices=demo_methods())
     args = parser.parse_args(argv)
     run_demo(args.out, args.device, args.methods)
 

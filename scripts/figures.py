@@ -42,19 +42,17 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from baselines import create_explainer  # noqa: E402
-from benchmarks import zoo  # noqa: E402
+from baselines import METHODS, method_names  # noqa: E402
 from benchmarks.metrics import summarize  # noqa: E402
 from benchmarks.provenance import resolve_device  # noqa: E402
-from benchmarks.run import cell_store, compose, dataset_for, method_options, model_config, \
-    run_cell  # noqa: E402
+from benchmarks.api import cell_dataset, cell_explainer, cell_model, cell_store, compose, run_cell  # noqa: E402
 from scripts.table1 import TOP, split_overrides, table1_stores  # noqa: E402
-from scripts.tables import FAMILIES, METHODS, common_ids, family_of, select_cells  # noqa: E402
+from scripts.tables import FAMILIES, common_ids, family_of, method_label, select_cells  # noqa: E402
 
 DPI = 100
 PANELS = (10.0, 4.0)  # inches of the two-panel figures (2, 5, 6, 9)
 CELL = 1.6  # inches per image of the map grids (3, 4, 8)
-QUALITATIVE = ("gradcam", "gradcampp", "scorecam", "ablationcam", "reciprocam", "opticam", "shapleycam", "cluscam")
+QUALITATIVE = tuple(method_names(supports=tuple(FAMILIES)))  # Figs. 3/4: the methods of every family
 MAPS_DIR, ABLATION_DIR = "runs/maps", "runs/ablation"  # default run.out_dir of the map and ablation cells
 TAUS = tuple(round(t / 10, 1) for t in range(10, 0, -1))  # Fig. 8: 1.0, 0.9, ..., 0.1
 # Fig. 5's variants (Sec. 4.4) as ClusCAM option overrides: clustering replaced (kmeans is the default),
@@ -151,7 +149,7 @@ def dataset_images(cfg: DictConfig, ids: Sequence[str] | None = None,
                    n: int = 3) -> tuple[list[str], torch.Tensor, np.ndarray]:
     """(ids, normalized images [n, 3, H, W], displayable images [n, H, W, 3]) of ``cfg``'s dataset:
     the given ids, else its first ``n``."""
-    dataset = dataset_for(cfg)
+    dataset = cell_dataset(cfg)
     index = {id_: i for i, id_ in enumerate(dataset.ids)}
     ids = list(dataset.ids[:n]) if ids is None else list(ids)
     unknown = [i for i in ids if i not in index]
@@ -173,7 +171,7 @@ def with_default(overrides: Sequence[str], key: str, value) -> list[str]:
 def ensure_cell(cfg: DictConfig, run: bool, hint: str) -> pd.DataFrame:
     """The rows of ``cfg``'s cell over its image range; runs the missing images when ``run``, else
     a missing image is an error (``hint`` says how to make the cell)."""
-    missing = set(dataset_for(cfg).ids) - cell_store(cfg).done_ids()
+    missing = set(cell_dataset(cfg).ids) - cell_store(cfg).done_ids()
     if missing and not run:
         raise ValueError(f"cell {cfg.model.name}/{cfg.method.name} at {cell_store(cfg).dir} lacks {len(missing)} "
                          f"images; {hint} or pass --run")
@@ -195,19 +193,14 @@ def qualitative(overrides: Sequence[str], path: str | Path, methods: Sequence[st
     if lacking:
         raise ValueError(f"no saved maps for {lacking}: these cells ran without run.save_maps=true; rerun them with "
                          "run.save_maps=true and a fresh run.out_dir")
-    columns = {METHODS.get(m, m): np.stack([maps[m][i] for i in ids]) for m in methods}
+    columns = {method_label(m): np.stack([maps[m][i] for i in ids]) for m in methods}
     return overlay_grid(shown, columns, path, row_titles=ids, dpi=dpi)
 
 
 def temperature_maps(cfg: DictConfig, images: torch.Tensor, taus: Sequence[float] = TAUS) -> np.ndarray:
     """ClusCAM maps [len(taus), n, H, W] of ``images`` for each temperature (App. B, Fig. 8), the
     other options from ``cfg`` (model's Table 3 entry and method.options), predicted classes."""
-    device = resolve_device(cfg.run.device)
-    model_cfg = model_config(cfg)
-    torch.manual_seed(int(cfg.run.seed))  # random-init models as in the runner
-    model = zoo.create_model(model_cfg, device=device)
-    layer, opts = zoo.layer_spec(model_cfg, "cluscam"), method_options(cfg)
-    cam = create_explainer("cluscam", model, layer, **opts)
+    cam = cell_explainer(cfg, cell_model(cfg, resolve_device(cfg.run.device)))  # random-init models as in the runner
     scores, meta = cam.group_scores(images)  # tau changes only the weights: group and score once
     maps = []
     for t in taus:
@@ -304,7 +297,7 @@ def fig6(summary: pd.DataFrame, path: str | Path, log: bool = False, dpi: int = 
             ax.bar(x[split], (s["seconds"].to_numpy(float) - clustering)[split], bottom=clustering[split],
                    color="tab:green", label="Scoring")
             ax.legend(fontsize=8)
-        ax.set_xticks(x, [METHODS.get(m, m) for m in s["method"]], rotation=35, ha="right", fontsize=8)
+        ax.set_xticks(x, [method_label(m) for m in s["method"]], rotation=35, ha="right", fontsize=8)
         ax.set(title=FAMILIES.get(family, family), ylabel="seconds per image")
         if log:
             ax.set_yscale("log")

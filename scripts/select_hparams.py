@@ -21,14 +21,13 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import torch
 from torch.utils.data import DataLoader
 
 from benchmarks import zoo
 from benchmarks.data import collate
 from benchmarks.provenance import provenance, resolve_device
 from benchmarks.data.base import RecordDataset
-from benchmarks.run import compose, dataset_for, excluded_ids, model_config
+from benchmarks.api import cell_dataset, cell_model, cell_model_config, compose, excluded_ids
 from cluscam.selection import select_hyperparameters
 
 DEFAULT_KS = tuple(range(5, 101, 5))
@@ -39,7 +38,7 @@ def selection_dataset(cfg, val_ids: Path | None = None, evaluated: int = EVALUAT
     """The images Alg. 2-3 select on, disjoint from those the tables evaluate: exactly the ids in
     ``val_ids`` when given, else the range from ``run.start``, which must not start before
     ``evaluated`` (the tables' range [0, evaluated))."""
-    dataset = dataset_for(cfg)
+    dataset = cell_dataset(cfg)
     if val_ids is not None:
         keep = excluded_ids(str(val_ids))
         missing = keep - set(dataset.ids)
@@ -60,9 +59,8 @@ def select(overrides: list[str], ks=DEFAULT_KS, val_ids: Path | None = None, eva
     JSON-ready record."""
     cfg = compose(overrides)
     device = resolve_device(cfg.run.device)
-    model_cfg = model_config(cfg)
-    torch.manual_seed(int(cfg.run.seed))
-    model = zoo.create_model(model_cfg, device=device)
+    model_cfg = cell_model_config(cfg)
+    model = cell_model(cfg, device)
     dataset = selection_dataset(cfg, val_ids, evaluated)
     batches = [b.select(b.valid).images for b in DataLoader(dataset, batch_size=int(cfg.run.batch_size),
                                                                 collate_fn=collate, num_workers=int(cfg.run.workers))]

@@ -37,11 +37,10 @@ from scipy import stats
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from baselines import create_explainer
-from benchmarks import zoo
+from benchmarks.api import cell_dataset, cell_explainer, cell_identity, cell_method_options, cell_model, \
+    cell_model_config, compose
 from benchmarks.data import collate
 from benchmarks.provenance import git_commit, provenance, resolve_device
-from benchmarks.run import cell_identity, compose, dataset_for, method_options, model_config
 from benchmarks.store import CellStore
 from cluscam.cluscam import ClusCAM
 from cluscam.ops import descending_rank, normalize_upsampled
@@ -109,8 +108,8 @@ def shift_tables(ids: Sequence[str], labels: Sequence[int], res: GroupShifts) ->
 
 def table1_stores(cfg: DictConfig) -> tuple[CellStore, CellStore]:
     """The (groups, members) stores of the experiment ``cfg`` describes."""
-    model_cfg = model_config(cfg)
-    identity = {**cell_identity(cfg, model_cfg, method_options(cfg)), "experiment": "table1"}
+    model_cfg = cell_model_config(cfg)
+    identity = {**cell_identity(cfg, model_cfg, cell_method_options(cfg)), "experiment": "table1"}
     root = Path(cfg.run.out_dir) / "table1" / cfg.dataset.name / model_cfg.name
     return CellStore(root / "groups", identity), CellStore(root / "members", identity)
 
@@ -121,8 +120,7 @@ def run_table1(cfg: DictConfig, progress: bool = True) -> tuple[pd.DataFrame, pd
     if cfg.method.name != "cluscam":
         raise ValueError(f"Table 1 studies ClusCAM's groups; got method={cfg.method.name}, use method=cluscam")
     device = resolve_device(cfg.run.device)
-    model_cfg = model_config(cfg)
-    dataset = dataset_for(cfg)
+    dataset = cell_dataset(cfg)
     groups_store, members_store = table1_stores(cfg)
     done = groups_store.done_ids()
     todo = [i for i, id_ in enumerate(dataset.ids) if id_ not in done]
@@ -130,12 +128,10 @@ def run_table1(cfg: DictConfig, progress: bool = True) -> tuple[pd.DataFrame, pd
         prov = provenance(device)
         groups_store.open(prov)
         members_store.open(prov)
-        torch.manual_seed(int(cfg.run.seed))  # random-init models are the same in every session
-        model = zoo.create_model(model_cfg, device=device)
-        cam = create_explainer("cluscam", model, zoo.layer_spec(model_cfg, "cluscam"), **method_options(cfg))
+        cam = cell_explainer(cfg, cell_model(cfg, device))
         loader = DataLoader(Subset(dataset, todo), batch_size=int(cfg.run.batch_size), collate_fn=collate,
                             num_workers=int(cfg.run.workers))
-        for batch in tqdm(loader, desc=f"table1 {model_cfg.name}", unit="batch", disable=not progress):
+        for batch in tqdm(loader, desc=f"table1 {cfg.model.name}", unit="batch", disable=not progress):
             b = batch.select(batch.valid)
             if not len(b):
                 continue

@@ -16,6 +16,9 @@ Bootstrap intervals resample each architecture's images (fixed seed per dataset 
 so every method of an architecture sees the same draws; EP and LE average the single-box images of
 each draw).
 Every table is a list of blocks, each a matrix of cells drawn by one renderer per format.
+Methods and datasets are named and ordered by their registries (:mod:`baselines`, :mod:`benchmarks.data`):
+Tables 4-6, 8 and 9 are on the first dataset of the rows whose class has boxes (ILSVRC), Table 7 on the
+first without (Alzheimer's); methods that explain one family only (AG-CAM) appear in Table 5 alone.
 """
 from __future__ import annotations
 
@@ -30,14 +33,12 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-METHODS = {"gradcam": "GradCAM", "gradcampp": "GradCAM++", "scorecam": "ScoreCAM", "ablationcam": "AblationCAM",
-           "reciprocam": "ReciproCAM", "opticam": "OptiCAM", "shapleycam": "ShapleyCAM", "cluscam": "ClusCAM (Ours)",
-           "agcam": "AG-CAM"}
+from baselines import METHODS, method_class
+from benchmarks.data import DATASETS
 MODELS = {"resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-50", "resnet101": "ResNet-101",
           "efficientnet_b0": "EfficientNet", "inception_v3": "InceptionV3", "vit_b_16": "ViT-B", "swin_b": "Swin-B",
           "levit_192": "LeViT-192", "levit_256": "LeViT-256", "cait_xxs24": "CaiT-XXS-24", "pvt_v2": "PVTv2",
           "efficientnet_lite0": "EfficientNet-Lite0", "tiny_cnn": "TinyCNN", "tiny_vit": "TinyViT"}
-DATASETS = {"ilsvrc": "ILSVRC", "alzheimer": "Alzheimer's"}
 FAMILIES = {"cnn": "CNNs", "vit": "ViTs"}
 CONFIDENCE = ("ad", "ic", "ag")
 LOCALIZATION = ("ep", "le")
@@ -165,7 +166,32 @@ class Table:
     notes: list[str] = field(default_factory=list)
 
 
-def _sorted(names, order: Mapping[str, str]) -> list[str]:
+def method_label(name: str) -> str:
+    """A method's name in the tables and figures: its class's display name, "(Ours)" after the paper's own."""
+    if name not in METHODS:
+        return name
+    cls = method_class(name)
+    return f"{cls.display_name or name}{' (Ours)' if cls.proposed else ''}"
+
+
+def dataset_label(name: str) -> str:
+    """A dataset's name in the tables: its class's display name."""
+    return (DATASETS[name].display_name or name) if name in DATASETS else name
+
+
+def _cross_family(method: str) -> bool:
+    """Whether ``method`` explains every family (unregistered methods are taken to)."""
+    return method not in METHODS or all(method_class(method).supports(f) for f in FAMILIES)
+
+
+def _dataset(stats: Stats, boxes: bool) -> str | None:
+    """The first dataset of the rows (in registry order) whose class has boxes (``boxes``) or has none."""
+    found = [d for d in _sorted({d for d, _, _ in stats.cells}, DATASETS)
+             if (d in DATASETS and DATASETS[d].has_boxes) == boxes]
+    return found[0] if found else None
+
+
+def _sorted(names, order: Mapping[str, object]) -> list[str]:
     rank = {k: i for i, k in enumerate(order)}
     return sorted(set(names), key=lambda k: (rank.get(k, len(rank)), k))
 
@@ -174,8 +200,10 @@ def _models(stats: Stats, dataset: str) -> list[str]:
     return _sorted((m for d, m, _ in stats.cells if d == dataset), MODELS)
 
 
-def _methods(stats: Stats, datasets: Sequence[str], agcam: bool = False) -> list[str]:
-    return [m for m in _sorted((m for d, _, m in stats.cells if d in datasets), METHODS) if agcam or m != "agcam"]
+def _methods(stats: Stats, datasets: Sequence[str], single_family: bool = False) -> list[str]:
+    """The methods of ``datasets``' rows in registry order; those of one family only if ``single_family``."""
+    return [m for m in _sorted((m for d, _, m in stats.cells if d in datasets), METHODS)
+            if single_family or _cross_family(m)]
 
 
 def family_of(model: str, families: Mapping[str, str] | None = None) -> str:
@@ -229,19 +257,21 @@ def _grid(dataset: str, models: Sequence[str], methods: Sequence[str]) -> list[K
     return [(dataset, m, meth) for m in models for meth in methods]
 
 
-def per_architecture(stats: Stats, name: str, title: str, dataset: str, metrics: Sequence[str], emphasis: int,
-                     models: Sequence[str] | None = None, agcam: bool = False, chunk: int = 4) -> Table | None:
+def per_architecture(stats: Stats, name: str, title: str, dataset: str | None, metrics: Sequence[str],
+                     emphasis: int, models: Sequence[str] | None = None, single_family: bool = False,
+                     chunk: int = 4) -> Table | None:
     """Methods x (architecture, metric), ranked per architecture and metric (Tables 4-7), in blocks of
-    ``chunk`` architectures as in the paper."""
+    ``chunk`` architectures as in the paper; ``title`` is formatted with the dataset's name."""
     models = [m for m in (models or _models(stats, dataset)) if m in _models(stats, dataset)]
     if not models:
         return None
-    methods = _methods(stats, [dataset], agcam)
+    methods = _methods(stats, [dataset], single_family)
+    title = title.format(dataset=dataset_label(dataset))
     one = len(models) == 1
     blocks = []
     for i in range(0, len(models), chunk):
         part = models[i:i + chunk]
-        cells = [{**_arch_cell(stats, (dataset, m, meth), metric), "row": (METHODS.get(meth, meth),),
+        cells = [{**_arch_cell(stats, (dataset, m, meth), metric), "row": (method_label(meth),),
                   "col": (LABELS[metric],) if one else (MODELS.get(m, m), LABELS[metric]),
                   "metric": metric, "group": f"{m}|{metric}"}
                  for meth in methods for m in part for metric in metrics]
@@ -257,9 +287,9 @@ def family_summary(stats: Stats, families: Mapping[str, str] | None) -> Table | 
     for d in datasets:
         models = _models(stats, d)
         cells = [{**_family_cell(stats, d, ms, meth, metric), "row": (FAMILIES.get(f, f), LABELS[metric]),
-                  "col": (METHODS.get(meth, meth),), "metric": metric, "group": f"{f}|{metric}"}
+                  "col": (method_label(meth),), "metric": metric, "group": f"{f}|{metric}"}
                  for f, ms in _by_family(models, families).items() for metric in CONFIDENCE for meth in methods]
-        blocks.append(Block(DATASETS.get(d, d), ("Family", "Metric"), cells))
+        blocks.append(Block(dataset_label(d), ("Family", "Metric"), cells))
         keys += _grid(d, models, methods)
     title = ("Table 2: Evaluation of CAM-based approaches, mean ± std across the architectures of each family "
              "(each architecture: mean over its images, in %). AD: Average Drop; IC: Increase in Confidence; "
@@ -275,7 +305,7 @@ def _with_family_mean(stats: Stats, dataset: str, family: str, models: Sequence[
     mean = f"Mean ({FAMILIES.get(family, family)})"
     return [{**(_arch_cell(stats, (dataset, m, meth), column) if m else
                 {**_family_cell(stats, dataset, models, meth, column), "std": np.nan}),
-             "row": (label, MODELS.get(m, m) if m else mean), "col": (METHODS.get(meth, meth),), "metric": column,
+             "row": (label, MODELS.get(m, m) if m else mean), "col": (method_label(meth),), "metric": column,
              "group": ""}
             for column, label in columns for m in [*models, None] for meth in methods]
 
@@ -288,7 +318,7 @@ def family_intervals(stats: Stats, families: Mapping[str, str] | None) -> Table 
     for d in datasets:
         for f, ms in _by_family(_models(stats, d), families).items():
             cells = _with_family_mean(stats, d, f, ms, methods, [(m, LABELS[m]) for m in CONFIDENCE])
-            blocks.append(Block(f"{DATASETS.get(d, d)} — {FAMILIES.get(f, f)}", ("Metric", "Architecture"), cells,
+            blocks.append(Block(f"{dataset_label(d)} — {FAMILIES.get(f, f)}", ("Metric", "Architecture"), cells,
                                 emphasis=0, show_ci=True))
             keys += _grid(d, ms, methods)
     title = (f"Table 2 (intervals): mean in % [{100 * LEVEL:.0f}% percentile bootstrap interval] per architecture "
@@ -297,7 +327,7 @@ def family_intervals(stats: Stats, families: Mapping[str, str] | None) -> Table 
     return Table("table2_ci", title, blocks, keys, _counts(CONFIDENCE), notes) if blocks else None
 
 
-def factor(stats: Stats, dataset: str, models: Sequence[str], method: str, column: str) -> float:
+def factor(stats: Stats, dataset: str | None, models: Sequence[str], method: str, column: str) -> float:
     """Table 8's factor of ``method`` vs GradCAM from the means over ``models``: AD as GradCAM / method
     (times lower), the others as method / GradCAM; NaN when a cell is missing or the ratio undefined."""
     base = _family_cell(stats, dataset, models, "gradcam", column)["value"]
@@ -307,7 +337,7 @@ def factor(stats: Stats, dataset: str, models: Sequence[str], method: str, colum
     return float(ratio) if np.isfinite(ratio) else np.nan
 
 
-def factors(stats: Stats, families: Mapping[str, str] | None, dataset: str = "ilsvrc") -> Table | None:
+def factors(stats: Stats, families: Mapping[str, str] | None, dataset: str | None) -> Table | None:
     """Table 8: factors vs GradCAM from the family means of Table 2: AD as GradCAM / method (times
     lower), IC and AG as method / GradCAM, runtime as method seconds / GradCAM seconds."""
     models, methods = _models(stats, dataset), ["scorecam", "opticam", "cluscam"]
@@ -318,15 +348,15 @@ def factors(stats: Stats, families: Mapping[str, str] | None, dataset: str = "il
         for column, label in (*((m, m.upper()) for m in CONFIDENCE), ("seconds", "Runtime")):
             for meth in methods:
                 cells.append({"value": factor(stats, dataset, ms, meth, column), "row": (FAMILIES.get(f, f), label),
-                              "col": (METHODS.get(meth, meth),), "metric": column, "group": ""})
-    title = (f"Table 8: Trade-off analysis on {DATASETS.get(dataset, dataset)}: multiplicative factors vs GradCAM "
+                              "col": (method_label(meth),), "metric": column, "group": ""})
+    title = (f"Table 8: Trade-off analysis on {dataset_label(dataset)}: multiplicative factors vs GradCAM "
              "from the family means (AD: GradCAM / method, i.e. times lower; IC, AG: method / GradCAM; "
              "runtime: method / GradCAM explanation seconds per image).")
     return Table("table8", title, [Block("", ("Architecture", "Metric"), cells, emphasis=0, prefix="×")],
                  _grid(dataset, models, ["gradcam", *methods]), {**_counts(CONFIDENCE), "n": "runtime"})
 
 
-def passes(stats: Stats, families: Mapping[str, str] | None, dataset: str = "ilsvrc") -> Table | None:
+def passes(stats: Stats, families: Mapping[str, str] | None, dataset: str | None) -> Table | None:
     """Table 9: passes per image per method, per architecture and mean over each family."""
     models = _models(stats, dataset)
     if not models:
@@ -336,7 +366,7 @@ def passes(stats: Stats, families: Mapping[str, str] | None, dataset: str = "ils
     blocks = [Block(FAMILIES.get(f, f), ("Passes per image", "Architecture"),
                     _with_family_mean(stats, dataset, f, ms, methods, kinds), emphasis=0, fmt="{:.5g}".format)
               for f, ms in _by_family(models, families).items()]
-    title = (f"Table 9: Passes per image required by each explanation method on {DATASETS.get(dataset, dataset)} "
+    title = (f"Table 9: Passes per image required by each explanation method on {dataset_label(dataset)} "
              "(counted: FP = whole-model forward + partial forward passes; backward passes separately).")
     return Table("table9", title, blocks, _grid(dataset, models, methods))
 
@@ -344,22 +374,23 @@ def passes(stats: Stats, families: Mapping[str, str] | None, dataset: str = "ils
 def build_table(name: str, stats: Stats, families: Mapping[str, str] | None = None) -> Table | None:
     """Table ``name`` (one of :data:`TABLES`), or None when its dataset or model has no rows."""
     paper = "(↓ / ↑: lower/higher is better; best in bold{}.)"
+    boxed, unboxed = _dataset(stats, boxes=True), _dataset(stats, boxes=False)
     build = {
         "2": lambda: family_summary(stats, families),
         "2ci": lambda: family_intervals(stats, families),
-        "4": lambda: per_architecture(stats, "table4", "Table 4: Localization metrics (%) on ILSVRC, images with "
+        "4": lambda: per_architecture(stats, "table4", "Table 4: Localization metrics (%) on {dataset}, images with "
                                       "exactly one box. EP: Energy Pointing game; LE: Localization Error "
-                                      + paper.format(""), "ilsvrc", LOCALIZATION, 1),
+                                      + paper.format(""), boxed, LOCALIZATION, 1),
         "5": lambda: per_architecture(stats, "table5", "Table 5: Quantitative comparison of explanation methods "
-                                      "on ViT-B (ILSVRC, %) " + paper.format(", second in italics"), "ilsvrc",
-                                      CONFIDENCE, 2, models=["vit_b_16"], agcam=True),
-        "6": lambda: per_architecture(stats, "table6", "Table 6: AD, IC, AG (%) per architecture on ILSVRC "
-                                      + paper.format(", second in italics"), "ilsvrc", CONFIDENCE, 2),
+                                      "on ViT-B ({dataset}, %) " + paper.format(", second in italics"), boxed,
+                                      CONFIDENCE, 2, models=["vit_b_16"], single_family=True),
+        "6": lambda: per_architecture(stats, "table6", "Table 6: AD, IC, AG (%) per architecture on {dataset} "
+                                      + paper.format(", second in italics"), boxed, CONFIDENCE, 2),
         "7": lambda: per_architecture(stats, "table7", "Table 7: AD, IC, AG (%) per architecture on the "
-                                      "Alzheimer's dataset " + paper.format(", second in italics"), "alzheimer",
+                                      "{dataset} dataset " + paper.format(", second in italics"), unboxed,
                                       CONFIDENCE, 2),
-        "8": lambda: factors(stats, families),
-        "9": lambda: passes(stats, families),
+        "8": lambda: factors(stats, families, boxed),
+        "9": lambda: passes(stats, families, boxed),
     }
     if name not in build:
         raise ValueError(f"unknown table {name!r}; choose from {', '.join(TABLES)}")

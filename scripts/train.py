@@ -55,7 +55,7 @@ from tqdm import tqdm
 from benchmarks import zoo
 from benchmarks.data import RecordDataset, collate
 from benchmarks.provenance import provenance, resolve_device
-from benchmarks.run import compose, dataset_for
+from benchmarks.api import cell_dataset, compose
 
 DATASET = "alzheimer"
 AUX_WEIGHT = 0.4  # weight of auxiliary heads (Inception-v3), as in PyTorch's transfer-learning tutorial
@@ -116,7 +116,7 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
 
 def load_split(cfg: DictConfig, split: str) -> RecordDataset:
     """The whole ``split`` with the runner's preprocessing (and its errors for a missing root)."""
-    return dataset_for(OmegaConf.merge(cfg, {"dataset": {"options": {"split": split}},
+    return cell_dataset(OmegaConf.merge(cfg, {"dataset": {"options": {"split": split}},
                                              "run": {"start": 0, "n_images": None}}))
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from baselines import create_explainer
 from benchmarks import zoo
-from benchmarks.run import cell_store, compose, method_options, model_config, run_cell
+from benchmarks.api import cell_method_options, cell_model_config, cell_store, compose, run_cell
 from cluscam.ops import minmax, upsample
 from scripts.figures import CELL, PANELS, ablation_rows, dataset_images, fig2, fig5, fig6, fig8, fig9, main, \
     overlay_grid, qualitative, runtime_summary, sample_ids, temperature_maps
@@ -86,8 +86,8 @@ def test_temperature_maps_follow_tau(tmp_path):
     maps = temperature_maps(cfg, images, (1.0, 1e-7))
     assert maps.shape == (2, 2, 64, 64) and maps.min() >= 0 and maps.max() <= 1
     torch.manual_seed(int(cfg.run.seed))
-    model = zoo.create_model(model_config(cfg))
-    cam = create_explainer("cluscam", model, zoo.layer_spec(model_config(cfg), "cluscam"), **method_options(cfg))
+    model = zoo.create_model(cell_model_config(cfg))
+    cam = create_explainer("cluscam", model, zoo.layer_spec(cell_model_config(cfg), "cluscam"), **cell_method_options(cfg))
     scores, meta = cam.group_scores(images)
     best = scores.masked_fill(~meta.valid, -float("inf")).argmax(1)
     expected = minmax(upsample(meta.maps[torch.arange(2), best], (64, 64)))

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from baselines import METHODS
+from baselines import METHODS, method_class
 from benchmarks import perf, zoo
 
 CHANNELS = 32  # both tiny models hook a 32 x 8 x 8 layer for the masking methods
@@ -32,7 +32,8 @@ def ours(table: pd.DataFrame, model: str, precision: str = "fp32") -> pd.DataFra
 
 @pytest.mark.parametrize("model", ["tiny_cnn", "tiny_vit"])
 def test_every_method_is_measured_in_both_precisions(table, model):
-    expected = set(METHODS) - ({"agcam"} if model == "tiny_cnn" else set())  # AG-CAM needs a ViT
+    family = zoo.model_config(model).family
+    expected = {m for m in METHODS if method_class(m).supports(family)}  # AG-CAM: ViTs only
     for precision in ("fp32", "bf16"):
         rows = ours(table, model, precision)
         assert set(rows.index) == expected

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
-from baselines import METHODS
-from benchmarks import run as runner
+from baselines import METHODS, method_class
+from benchmarks import api as runner
 from benchmarks.provenance import resolve_device
-from benchmarks.run import compose, run_cell
+from benchmarks.api import compose, run_cell
 
 STABLE = ["id", "status", "label", "pred", "p", "p_masked", "ad", "ic", "ag", "ep", "le", "n_boxes", "forward",
           "partial", "backward"]
@@ -24,7 +24,7 @@ def cfg_for(tmp_path, *overrides):
 
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_every_method_runs_end_to_end(tmp_path, method):
-    model = "tiny_vit" if method == "agcam" else "tiny_cnn"
+    model = "tiny_cnn" if method_class(method).supports("cnn") else "tiny_vit"
     rows = run_cell(cfg_for(tmp_path, f"model={model}", f"method={method}"), progress=False)
     assert len(rows) == 6 and (rows["status"] == "ok").all()
     for col in ["p", "p_masked", "ad", "ag", "ep"]:

@@ -71,10 +71,10 @@ SYNTHETIC = ["model=tiny_cnn", "dataset=synthetic", "dataset.options.n=8", "run.
 
 def test_selection_images_follow_the_evaluated_range():
     """Alg. 2-3 select on images after the tables' range [0, N), never on it."""
-    from benchmarks.run import compose, dataset_for
+    from benchmarks.api import cell_dataset, compose
     from scripts.select_hparams import selection_dataset
 
-    evaluated = set(dataset_for(compose([*SYNTHETIC, "run.n_images=5"])).ids)
+    evaluated = set(cell_dataset(compose([*SYNTHETIC, "run.n_images=5"])).ids)
     chosen = selection_dataset(compose([*SYNTHETIC, "run.start=5"]), evaluated=5).ids
     assert len(chosen) == 3 and not evaluated & set(chosen)
     with pytest.raises(ValueError, match=r"run.start=0 selects on images \[0, 5\).*run.start=5"):
@@ -87,7 +87,7 @@ def test_selection_images_are_a_reports_validation_ids(tmp_path):
     """--val-ids: exactly a training report's val_ids (the Alzheimer images the tables leave out)."""
     import json
 
-    from benchmarks.run import compose
+    from benchmarks.api import compose
     from scripts.select_hparams import selection_dataset
 
     report = tmp_path / "report.json"

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from scipy import stats
 
 from benchmarks import zoo
-from benchmarks.run import compose, dataset_for, model_config
+from benchmarks.api import cell_dataset, cell_model_config, compose
 from scripts import table1
 from scripts.table1 import format_p, main, paired_tests, run_table1, t_log10_sf, table1_statistics, wilcoxon_z, \
     write_table1
@@ -42,11 +42,11 @@ def by_hand(cfg, layer_maps):
     """Ids, predicted classes, the representations' low-resolution maps (``layer_maps`` of the hooked
     layer's output) and ``shift(i, mask)`` = f_c(x_i (.) mask) - f_c(x_i) for a full-size mask, by hand."""
     torch.manual_seed(int(cfg.run.seed))  # the runner's random init
-    model = zoo.create_model(model_config(cfg)).eval()
-    dataset = dataset_for(cfg)
+    model = zoo.create_model(cell_model_config(cfg)).eval()
+    dataset = cell_dataset(cfg)
     images = torch.stack([dataset[i].image for i in range(len(dataset))])
     store = {}
-    handle = zoo.layer_spec(model_config(cfg), "cluscam").module(model).register_forward_hook(
+    handle = zoo.layer_spec(cell_model_config(cfg), "cluscam").module(model).register_forward_hook(
         lambda _m, _i, out: store.__setitem__("act", out))
     with torch.no_grad():
         logits = model(images)

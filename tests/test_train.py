@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from benchmarks import zoo
 from benchmarks.data import ALZHEIMER_CLASSES, collate
-from benchmarks.run import compose, run_cell
+from benchmarks.api import compose, run_cell
 from scripts import train as T
 
 PER_CLASS = {"train": 8, "test": 6}

@@ -22,7 +22,7 @@ import io
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from PIL import Image
 
@@ -57,10 +57,23 @@ def _check_split(split: str) -> None:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
 
 
-class AlzheimerFolder(RecordDataset):
-    """``root/<split>/<class>/<image>`` (all four class folders required), ids ``<split>/<class>/<file>``."""
+class AlzheimerMRI(RecordDataset):
+    """The Alzheimer MRI dataset from any of its sources (:meth:`create`, i.e. :func:`alzheimer_mri`)."""
 
     classes = ALZHEIMER_CLASSES
+    display_name = "Alzheimer's"
+    root_arg = "source"
+    root_help = ("pass dataset.root= an image folder <root>/{train,test}/<class>/*.jpg, a save_to_disk copy, parquet "
+                 "files or the hub id Falah/Alzheimer_MRI (or set ALZHEIMER_ROOT)")
+    splits = ("train", "test")
+
+    @classmethod
+    def create(cls, **options: Any) -> RecordDataset:
+        return alzheimer_mri(**options)
+
+
+class AlzheimerFolder(AlzheimerMRI):
+    """``root/<split>/<class>/<image>`` (all four class folders required), ids ``<split>/<class>/<file>``."""
 
     def __init__(self, root: str | os.PathLike, split: Split = "test", preprocess: Preprocess | None = None, *,
                  start: int = 0, stop: int | None = None, on_error: OnError = "report") -> None:
@@ -81,12 +94,10 @@ class AlzheimerFolder(RecordDataset):
         super().__init__(select_records(records, start, stop), as_preprocess(preprocess), on_error)
 
 
-class AlzheimerHF(RecordDataset):
+class AlzheimerHF(AlzheimerMRI):
     """A Hugging Face dataset with an ``image`` column and an integer ``label`` column; ids
     ``<split>/<row index>``.  Images are decoded here (not by ``datasets``) so that a corrupt one is
     reported like a corrupt file."""
-
-    classes = ALZHEIMER_CLASSES
 
     def __init__(self, dataset, split: Split = "test", preprocess: Preprocess | None = None, *, start: int = 0,
                  stop: int | None = None, on_error: OnError = "report", name: str = "hf") -> None:

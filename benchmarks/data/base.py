@@ -12,7 +12,7 @@ count them in its summary.  :meth:`RecordDataset.scan` finds them all up front;
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable, Literal, NamedTuple, Sequence
+from typing import Any, Callable, ClassVar, Literal, NamedTuple, Sequence
 
 import torch
 from PIL import Image
@@ -153,9 +153,20 @@ def select_records(records: Sequence[Record], start: int = 0, stop: int | None =
 
 class RecordDataset(Dataset):
     """A map-style dataset over :class:`Record` s.  Subclasses set ``classes`` and, when the images
-    are not files, override :meth:`open_image`."""
+    are not files, override :meth:`open_image`; a registered dataset states what the runner and the
+    tables ask about it in the class attributes below."""
 
     classes: tuple[str, ...] = ()
+    display_name: ClassVar[str] = ""  # the name in tables, e.g. "ILSVRC"
+    root_arg: ClassVar[str | None] = None  # the constructor argument that ``dataset.root`` fills (None: no root)
+    root_help: ClassVar[str] = ""  # how to get the data, said when ``dataset.root`` is missing
+    has_boxes: ClassVar[bool] = False  # annotated object boxes: EP and LE (the localization tables)
+    splits: ClassVar[tuple[str, ...]] = ()  # the splits ``dataset.options.split`` may name (none: one set)
+
+    @classmethod
+    def create(cls, **options: Any) -> RecordDataset:
+        """The dataset built from ``options`` (the constructor's arguments; a factory for several sources)."""
+        return cls(**options)
 
     def __init__(self, records: Sequence[Record], preprocess: Preprocess, on_error: OnError = "report") -> None:
         if on_error not in ("report", "raise"):

@@ -246,6 +246,12 @@ class ILSVRCVal(RecordDataset):
     says how integer labels are read; require_boxes=False allows a standard layout without XML.
     An explicit images_dir selects the standard layout."""
 
+    display_name = "ILSVRC"
+    root_arg = "root"
+    root_help = ("download the ILSVRC2012 validation images with boxes (e.g. Kaggle's 'ImageNet Object Localization "
+                 "Challenge') and pass dataset.root=/path (or set ILSVRC_ROOT)")
+    has_boxes = True
+
     def __init__(self, root: str | os.PathLike, preprocess: Preprocess | None = None, *, start: int = 0,
                  stop: int | None = None, single_box_only: bool = False, layout: Layout = "auto",
                  images_dir: str | os.PathLike | None = None, boxes_dir: str | os.PathLike | None = None,

@@ -20,6 +20,8 @@ class PackagePhotos(RecordDataset):
     """The photographs of :data:`PHOTOS` from the installed scikit-image (label -1: unknown; the
     explained class is the model's prediction).  start, stop: index range of the sorted listing."""
 
+    display_name = "photos"
+
     def __init__(self, preprocess: Preprocess | None = None, *, start: int = 0, stop: int | None = None,
                  on_error: OnError = "report") -> None:
         try:

@@ -19,6 +19,9 @@ class SyntheticObjects(RecordDataset):
     preprocessing keeps the size (no resampling) and normalizes with ImageNet statistics.  start, stop:
     the index range [start, stop) of the n images (ids synthetic_000000, ...)."""
 
+    display_name = "synthetic"  # as the tables have always named it
+    has_boxes = True
+
     def __init__(self, n: int = 32, size: int = 64, n_classes: int = 4, seed: int = 0,
                  preprocess: Preprocess | None = None, *, start: int = 0, stop: int | None = None,
                  on_error: OnError = "report") -> None:
