@@ -79,7 +79,7 @@ def test_selection_images_follow_the_evaluated_range():
     assert len(chosen) == 3 and not evaluated & set(chosen)
     with pytest.raises(ValueError, match=r"run.start=0 selects on images \[0, 5\).*run.start=5"):
         selection_dataset(compose(SYNTHETIC), evaluated=5)
-    with pytest.raises(ValueError, match="no synthetic images"):
+    with pytest.raises(ValueError, match="past the end"):  # an empty selection is an error
         selection_dataset(compose([*SYNTHETIC, "run.start=8"]), evaluated=5)
 
 
@@ -106,4 +106,4 @@ def test_makefile_selects_after_the_evaluated_range():
                          capture_output=True, text=True, check=True).stdout
     ilsvrc, alzheimer = [line for line in out.splitlines() if "scripts.select_hparams" in line]
     assert "run.start=300" in ilsvrc and "--evaluated 300" in ilsvrc
-    assert "--val-ids checkpoints/$m_alzheimer.json" in alzheimer.replace("${m}", "$m")
+    assert "--val-ids results/checkpoints/$m_alzheimer.json" in alzheimer.replace("${m}", "$m")
