@@ -39,7 +39,7 @@ from cluscam import ClusCAM
 from cluscam.memory import auto_chunk_size
 from cluscam.ops import minmax, upsample
 
-TF32 = False  # the anchors in REFERENCE.md are fp32 without TF32
+TF32 = False  # the throughput anchors (docs/derivations.md, sec. 6) are fp32 without TF32
 LIBRARY = {"gradcam": "GradCAM", "scorecam": "ScoreCAM"}  # our method -> pytorch-grad-cam 1.5.7's class
 
 
@@ -58,11 +58,12 @@ def peak_gib(device: torch.device, reset: bool = False) -> float | None:
     return peak
 
 
-def timed(fn: Callable[[], object], device: torch.device, repeats: int = 1,
-          warmup: Callable[[], object] | None = None) -> float:
-    """Seconds per call of ``fn`` after one warm-up call (of ``warmup``, e.g. on one image, when
-    given; else of ``fn``), synchronized on CUDA."""
-    (warmup or fn)()
+def timed(fn: Callable[[], object], device: torch.device, repeats: int = 1) -> float:
+    """Seconds per call of ``fn`` after one warm-up call of ``fn`` itself, synchronized on CUDA.  The
+    warm-up runs the timed shapes: one on a single image left the first calls at the timed batch
+    (kernel selection for new shapes) inside the timing, e.g. bf16 GradCAM on an H200 at a fifth of
+    GradCAM++'s speed with the same passes (results/README.md)."""
+    fn()
     _sync(device)
     start = time.perf_counter()
     for _ in range(repeats):
@@ -113,7 +114,7 @@ def author_style_cluscam(model, layer, x: torch.Tensor, k: int, r: float, tau: f
 
 def library_seconds(name: str, model, layer, x: torch.Tensor) -> float:
     """Seconds per image of pytorch-grad-cam 1.5.7's ``name`` (GradCAM or ScoreCAM) on the same layer
-    and inputs, after a warm-up on one image; its hooks are removed afterwards."""
+    and inputs, after a warm-up call on the same inputs; its hooks are removed afterwards."""
     import pytorch_grad_cam as pgc
 
     reshape = None
@@ -121,9 +122,8 @@ def library_seconds(name: str, model, layer, x: torch.Tensor) -> float:
         reshape = lambda a: layer.maps(a)  # noqa: E731  (drops prefix tokens, channels first)
     with getattr(pgc, name)(model=model, target_layers=[layer.module(model)], reshape_transform=reshape) as cam:
         if name == "ScoreCAM":
-            cam.batch_size = 128  # the mask chunk of REFERENCE.md's anchor figures
-        return timed(lambda: cam(input_tensor=x, targets=None), x.device,
-                     warmup=lambda: cam(input_tensor=x[:1], targets=None)) / x.shape[0]
+            cam.batch_size = 128  # the mask chunk of the anchor figures (docs/derivations.md, sec. 6)
+        return timed(lambda: cam(input_tensor=x, targets=None), x.device) / x.shape[0]
 
 
 def bench_model(cfg, device: torch.device, pretrained: bool = False) -> torch.nn.Module:
@@ -204,7 +204,7 @@ def method_rows(s: Setup, method: str, args: argparse.Namespace) -> list[dict]:
         model = s.model.to(memory_format=zoo.memory_format(s.cfg, precision))
         cam = create_explainer(method, model, layer, chunk_size=args.chunk, precision=precision, **opts)
         peak_gib(device, reset=True)
-        seconds = timed(lambda: maps.__setitem__(precision, cam(s.x)), device, warmup=lambda: cam(s.x[:1])) / len(s.x)
+        seconds = timed(lambda: maps.__setitem__(precision, cam(s.x)), device) / len(s.x)
         p = cam.last_passes
         passes = p.forward + p.partial + 2 * p.backward
         row = dict(model=s.name, method=method, impl="ours", precision=precision, images_per_s=1 / seconds,
@@ -227,7 +227,7 @@ def author_style_row(s: Setup, n: int) -> dict | None:
         return None
     layer, k = zoo.layer_spec(s.cfg, "cluscam"), table3["k"]
     run = lambda m: author_style_cluscam(s.model, layer, s.x[:m], k, table3["r"], table3["tau"])  # noqa: E731
-    sec = timed(lambda: run(n), s.x.device, warmup=lambda: run(1)) / n
+    sec = timed(lambda: run(n), s.x.device) / n
     return dict(model=s.name, method="cluscam", impl="author-style", precision="fp32", images_per_s=1 / sec,
                 passes=1 + k, roofline_fraction=(1 + k) / sec / s.roofline["fp32"])
 
