@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import pandas as pd
 
@@ -12,15 +12,18 @@ from benchmarks.store import CONFIG, ROWS, read_cell_rows
 CELL_COLUMNS = ("dataset", "model", "method", "cell", "commit", "date")
 
 
-def load_rows(out_dir: str | Path, only_ok: bool = True, where: Mapping[str, str] | None = None) -> pd.DataFrame:
+def load_rows(out_dir: str | Path, only_ok: bool = True, where: Mapping[str, str] | None = None,
+              methods: Sequence[str] | None = None) -> pd.DataFrame:
     """All rows under ``out_dir/<dataset>/<model>/<method>/<cell>/rows.csv`` (one per image id, paths
     relative to the dataset root) with the cell's dataset, model, method, config hash and its latest
     provenance (commit, date; each row keeps its own ``device``).  ``only_ok`` drops the rows of
     unreadable images; ``where`` keeps the cells whose ``config.json`` has these values (dotted keys,
-    e.g. ``{"dataset.options.single_box_only": "false"}``)."""
+    e.g. ``{"dataset.options.single_box_only": "false"}``); ``methods`` keeps only these methods' cells."""
     frames = []
     for path in sorted(Path(out_dir).glob(f"*/*/*/*/{ROWS}")):
         cell = path.parent
+        if methods is not None and cell.parts[-2] not in methods:
+            continue
         if where and not matches(cell_config(cell), where):
             continue
         rows = read_cell_rows(cell)

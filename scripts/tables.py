@@ -582,10 +582,11 @@ def footer(meta: dict) -> list[str]:
 
 def write_tables(rows: pd.DataFrame, out: str | Path, tables: Sequence[str] = TABLES,
                  families: Mapping[str, str] | None = None, resamples: int = 2000, seed: int = 0,
-                 commit: str | None = None) -> list[Path]:
+                 commit: str | None = None, notes: Sequence[str] = ()) -> list[Path]:
     """Write ``<out>/<table>.md``, ``.tex``, ``.csv`` and ``.meta.json`` for each table with rows;
     a table whose dataset or model has no rows is skipped with a warning.  ``commit``: the checkout
-    rendering them (default :func:`benchmarks.provenance.git_commit`; ``+dirty`` is marked)."""
+    rendering them (default :func:`benchmarks.provenance.git_commit`; ``+dirty`` is marked);
+    ``notes``: footer lines added to every table."""
     from benchmarks.provenance import git_commit
 
     commit = commit or git_commit()
@@ -598,6 +599,7 @@ def write_tables(rows: pd.DataFrame, out: str | Path, tables: Sequence[str] = TA
         if table is None:
             warnings.warn(f"table {name}: no rows for its dataset or model; skipped", stacklevel=2)
             continue
+        table.notes = [*table.notes, *notes]
         meta = table_meta(table, stats, commit)
         for suffix, text in ((".md", render_markdown(table, meta)), (".tex", render_latex(table, meta)),
                              (".csv", render_csv(table)), (".meta.json", json.dumps(meta, indent=2) + "\n")):
@@ -617,18 +619,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--where", nargs="+", default=[], metavar="KEY=VALUE",
                         help="use only the cells whose config.json has these values (dotted keys, e.g. "
                              "dataset.options.single_box_only=false), when a dataset/model/method has several cells")
+    parser.add_argument("--methods", nargs="+", default=None,
+                        help="only these methods' cells (e.g. to compare the others on more images than a slow "
+                             "method has run on); the footer names the methods left out")
     args = parser.parse_args(argv)
     from benchmarks.results import load_rows
 
     bad = [w for w in args.where if "=" not in w]
     if bad:
         parser.error(f"--where takes KEY=VALUE, got {' '.join(bad)}")
-    rows = load_rows(args.runs, where=dict(w.split("=", 1) for w in args.where))
+    where = dict(w.split("=", 1) for w in args.where)
+    rows = load_rows(args.runs, where=where, methods=args.methods)
+    left_out = sorted(set(load_rows(args.runs, where=where)["method"]) - set(rows["method"])) if args.methods else []
+    notes = [f"Left out of this rendering (--methods): {', '.join(map(method_label, left_out))}."] if left_out else []
     if rows.empty:
         raise SystemExit(f"no result rows under {args.runs}"
                          + (f" with {' '.join(args.where)}" if args.where else "") + ": run benchmarks.run first")
     try:
-        paths = write_tables(rows, args.out, args.tables, resamples=args.resamples, seed=args.seed)
+        paths = write_tables(rows, args.out, args.tables, resamples=args.resamples, seed=args.seed, notes=notes)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from err
     print("\n".join(map(str, paths)))

@@ -420,3 +420,18 @@ def test_bad_input_errors():
         build_table("3", cell_stats(synthetic(), resamples=10), FAMILIES)
     with pytest.raises(ValueError, match="families="):
         family_of("no_such_model")
+
+
+def test_methods_option_compares_the_others_on_their_own_common_ids(tmp_path):
+    """--methods leaves a slow method's short cell out, so the others are compared on all the images
+    they share, and the footer names what was left out."""
+    rows = pd.concat([ranged("resnet18", "gradcam", range(0, 10), 1), ranged("resnet18", "cluscam", range(0, 10), 2),
+                      ranged("resnet18", "scorecam", range(0, 2), 3)])
+    write_runs(tmp_path / "runs", rows, {"commit": "abc1234", "device": "cpu"})
+    out = tmp_path / "tables"
+    main(["--runs", str(tmp_path / "runs"), "--out", str(out), "--tables", "6", "--resamples", "20",
+          "--methods", "gradcam", "cluscam"])
+    md = (out / "table6.md").read_text()
+    cells = md_cells(md)
+    assert cells["GradCAM", "AD (↓)"] == "**4.50**" and ("ScoreCAM", "AD (↓)") not in cells  # ids 0-9, not 0-1
+    assert "Left out of this rendering (--methods): ScoreCAM." in md
