@@ -17,12 +17,13 @@ LIBRARIES = ("torch", "torchvision", "timm", "scikit-learn", "numpy", "grad-cam"
 def git_commit() -> str:
     """The commit named by ``$CLUSCAM_COMMIT`` when set (a copy of the tree on another machine, whose
     git metadata may be absent or stale), else the checkout's commit with ``+dirty`` when tracked
-    files differ from it, else "unknown"."""
+    files outside ``results/`` differ from it, else "unknown"."""
     if os.environ.get("CLUSCAM_COMMIT"):
         return os.environ["CLUSCAM_COMMIT"]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+        # results/ holds outputs (rows, rendered tables), not what produces them
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"], cwd=REPO_ROOT,
                                capture_output=True, text=True, check=True).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
