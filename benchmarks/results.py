@@ -12,18 +12,15 @@ from benchmarks.store import CONFIG, ROWS, read_cell_rows
 CELL_COLUMNS = ("dataset", "model", "method", "cell", "commit", "date")
 
 
-def load_rows(out_dir: str | Path, only_ok: bool = True, where: Mapping[str, str] | None = None,
-              methods: Sequence[str] | None = None) -> pd.DataFrame:
+def load_rows(out_dir: str | Path, only_ok: bool = True, where: Mapping[str, str] | None = None) -> pd.DataFrame:
     """All rows under ``out_dir/<dataset>/<model>/<method>/<cell>/rows.csv`` (one per image id, paths
     relative to the dataset root) with the cell's dataset, model, method, config hash and its latest
     provenance (commit, date; each row keeps its own ``device``).  ``only_ok`` drops the rows of
     unreadable images; ``where`` keeps the cells whose ``config.json`` has these values (dotted keys,
-    e.g. ``{"dataset.options.single_box_only": "false"}``); ``methods`` keeps only these methods' cells."""
+    e.g. ``{"dataset.options.single_box_only": "false"}``)."""
     frames = []
     for path in sorted(Path(out_dir).glob(f"*/*/*/*/{ROWS}")):
         cell = path.parent
-        if methods is not None and cell.parts[-2] not in methods:
-            continue
         if where and not matches(cell_config(cell), where):
             continue
         rows = read_cell_rows(cell)
@@ -41,6 +38,14 @@ def load_rows(out_dir: str | Path, only_ok: bool = True, where: Mapping[str, str
         return pd.DataFrame(columns=[*CELL_COLUMNS, "id", "status"])
     out = pd.concat(frames, ignore_index=True)
     return out[out["status"] == "ok"].reset_index(drop=True) if only_ok else out
+
+
+def parse_where(items: Sequence[str]) -> dict[str, str]:
+    """``--where KEY=VALUE ...`` as a mapping for :func:`load_rows`; an error naming malformed items."""
+    bad = [w for w in items if "=" not in w]
+    if bad:
+        raise ValueError(f"--where takes KEY=VALUE, got {' '.join(bad)}")
+    return dict(w.split("=", 1) for w in items)
 
 
 def cell_config(cell: Path) -> dict:

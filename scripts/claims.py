@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from benchmarks.results import cell_config, load_rows
+from benchmarks.results import cell_config, load_rows, parse_where
 from scripts import paper
 from scripts.tables import (CONFIDENCE, FAMILIES, LEVEL, LOCALIZATION, LOWER_BETTER, MODELS, OPTIONAL, REQUIRED, Stats,
                             bootstrap_means, cell_stats, common_ids, dataset_label, factor, family_of, interval,
@@ -578,11 +578,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="use only the cells whose config.json has these values (dotted keys), when a "
                              "dataset/model/method has several cells")
     args = parser.parse_args(argv)
-    bad = [w for w in args.where if "=" not in w]
-    if bad:
-        parser.error(f"--where takes KEY=VALUE, got {' '.join(bad)}")
     try:
-        data = read_rows(args.runs, dict(w.split("=", 1) for w in args.where))
+        where = parse_where(args.where)
+    except ValueError as err:
+        parser.error(str(err))
+    try:
+        data = read_rows(args.runs, where)
         text = report(data, args.runs, "python -m scripts.claims " + shlex.join(argv), args.resamples, args.seed,
                       args.min_images)
     except ValueError as err:

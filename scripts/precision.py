@@ -23,7 +23,7 @@ import pandas as pd
 
 from benchmarks.provenance import git_commit
 from benchmarks.results import cell_config, load_rows
-from scripts.tables import CONFIDENCE, LOCALIZATION, LABELS, bootstrap_means, interval
+from scripts.tables import CONFIDENCE, LOCALIZATION, LABELS, bootstrap_means, interval, metric_values
 
 METRICS = CONFIDENCE + LOCALIZATION
 
@@ -51,10 +51,8 @@ def compare(reference: pd.DataFrame, other: pd.DataFrame, resamples: int = 2000,
     if not ids:
         raise ValueError("the two cells have no image id in common; run both on the same range")
     a, b = (df.set_index("id").loc[ids] for df in (reference, other))
-    single = (pd.to_numeric(a["n_boxes"], errors="coerce") == 1).to_numpy() if "n_boxes" in a else np.zeros(len(ids), bool)
-    va, vb = (100 * d.reindex(columns=list(METRICS)).apply(pd.to_numeric, errors="coerce").to_numpy(float) for d in (a, b))
-    for v in (va, vb):
-        v[~single, len(CONFIDENCE):] = np.nan  # EP, LE: single-box images only
+    va = metric_values(a)[0]
+    vb = metric_values(b.assign(n_boxes=a.get("n_boxes")))[0]  # the reference's boxes select both
     boot = bootstrap_means(np.hstack([va, vb, vb - va]), resamples, seed + zlib.crc32(",".join(ids).encode()))
     k, records = len(METRICS), []
     for j, metric in enumerate(METRICS):

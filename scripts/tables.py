@@ -117,6 +117,15 @@ def interval(boot: np.ndarray | None, level: float = LEVEL) -> tuple[float, floa
     return float(lo), float(hi)
 
 
+def metric_values(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """[n, 5] per-image AD, IC, AG, EP, LE terms in % (EP and LE NaN except on single-box images,
+    Appendix C) and the single-box mask [n]."""
+    single = (pd.to_numeric(rows.get("n_boxes", pd.Series(np.nan, rows.index)), errors="coerce") == 1).to_numpy()
+    values = 100 * rows.reindex(columns=list(CONFIDENCE + LOCALIZATION)).apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    values[~single, len(CONFIDENCE):] = np.nan
+    return values, single
+
+
 def cell_stats(rows: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> Stats:
     """Statistics of each cell of the long table of :func:`benchmarks.results.load_rows`.  EP and LE
     use the images with exactly one box (Appendix C); passes are per image, forward + partial and backward."""
@@ -128,9 +137,7 @@ def cell_stats(rows: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> Stat
     cells = {}
     metrics = CONFIDENCE + LOCALIZATION
     for key, g in rows.groupby(KEYS, sort=False):
-        single = (pd.to_numeric(g["n_boxes"], errors="coerce") == 1).to_numpy()
-        values = 100 * g[list(metrics)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
-        values[~single, len(CONFIDENCE):] = np.nan  # EP, LE: single-box images only
+        values, single = metric_values(g)
         boot = bootstrap_means(values, resamples, seed + zlib.crc32(f"{key[0]}/{key[1]}".encode()))
         rec = {"cell": str(g["cell"].iloc[0]), "commit": str(g["commit"].iloc[0]), "date": str(g["date"].iloc[0]),
                "devices": sorted(set(g["device"].astype(str))), "n": len(g), "n_box1": int(single.sum()),
@@ -624,14 +631,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="only these methods' cells (e.g. to compare the others on more images than a slow "
                              "method has run on); the footer names the methods left out")
     args = parser.parse_args(argv)
-    from benchmarks.results import load_rows
+    from benchmarks.results import load_rows, parse_where
 
-    bad = [w for w in args.where if "=" not in w]
-    if bad:
-        parser.error(f"--where takes KEY=VALUE, got {' '.join(bad)}")
-    where = dict(w.split("=", 1) for w in args.where)
-    rows = load_rows(args.runs, where=where, methods=args.methods)
-    left_out = sorted(set(load_rows(args.runs, where=where)["method"]) - set(rows["method"])) if args.methods else []
+    try:
+        where = parse_where(args.where)
+    except ValueError as err:
+        parser.error(str(err))
+    every = load_rows(args.runs, where=where)
+    rows = every[every["method"].isin(args.methods)] if args.methods else every
+    left_out = sorted(set(every["method"]) - set(rows["method"]))
     notes = [f"Left out of this rendering (--methods): {', '.join(map(method_label, left_out))}."] if left_out else []
     if rows.empty:
         raise SystemExit(f"no result rows under {args.runs}"
