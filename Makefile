@@ -104,13 +104,16 @@ figures: install need-ilsvrc
 	$(PY) -m scripts.figures all model=resnet18 dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) run.device=$(DEVICE) --runs $(RUNS) --out $(RESULTS)/figures
 
 # The offline reproduction committed in results/ (results/README.md): every model with real weights
-# here, sized for a 2-core CPU and resumable (run it again to continue; finished cells only re-render).
+# here, sized for a 2-core CPU and resumable (run it again to continue; finished cells only re-render),
+# cheapest first so that each session completes whole tables.
 # ScoreCAM: fp32 on SCORECAM_PAIRED images (in runs-precision, outside the tables) beside bf16 on the
 # same images (scripts/precision.py: the paired check of bf16), then bf16 for the tables.
 SHARED ?= ../shared/data
 LITES ?= efficientnet_lite0,efficientnet_lite1,efficientnet_lite2
 ALZ_MODELS ?= resnet18,levit_192,efficientnet_lite0,efficientnet_lite1,efficientnet_lite2
 CHEAP ?= gradcam,gradcampp,shapleycam,ablationcam,reciprocam,cluscam,opticam
+# The methods of tens of passes, not thousands (Lite0 on all 1,000 images: a table of its own).
+FEW_PASSES ?= gradcam,gradcampp,shapleycam,ablationcam,reciprocam,cluscam
 SCORECAM_PAIRED ?= 20
 REPRO := $(MAKE) RUNS=$(RESULTS)/runs DEVICE=$(DEVICE) BATCH=8 RUN_ARGS=run.workers=0 ILSVRC_ROOT=$(SHARED)/ilsvrc_val ALZ_ROOT=$(SHARED)/alzheimer_mri
 reproduction: install
@@ -122,6 +125,7 @@ reproduction: install
 	$(REPRO) sweep-alzheimer MODELS=$(ALZ_MODELS) METHODS=$(CHEAP) N=100
 	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite1,efficientnet_lite2 METHODS=$(CHEAP) N=100
 	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite0 METHODS=scorecam N=200 PRECISION=bf16
+	$(REPRO) sweep-alzheimer MODELS=resnet18,levit_192 METHODS=scorecam N=100 PRECISION=bf16
+	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite0 METHODS=$(FEW_PASSES) N=1000
 	$(REPRO) sweep-alzheimer MODELS=$(ALZ_MODELS) METHODS=scorecam N=100 PRECISION=bf16
 	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite1,efficientnet_lite2 METHODS=scorecam N=100 PRECISION=bf16
-	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite0 METHODS=gradcam,gradcampp,shapleycam,ablationcam,reciprocam,cluscam N=1000
