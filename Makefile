@@ -76,15 +76,15 @@ sweep-alzheimer: install need-alz
 table1: install need-ilsvrc
 	$(PY) -m scripts.table1 model=resnet18 dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) run.n_images=$(N) run.device=$(DEVICE) --out $(RESULTS)/tables
 # Alg. 2-3 select on images the tables do not evaluate: ILSVRC's SELECT_N images after the evaluated
-# [0, N); on Alzheimer, each training report's validation ids (left out of Table 7).
+# [0, N); on Alzheimer, the first SELECT_N of each training report's validation ids (left out of Table 7).
 SELECT_N ?= $(N)
-.PHONY: table3-alzheimer
+.PHONY: table3-alzheimer reproduction-figures reproduction-table3
 table3: install need-ilsvrc
 	for m in $$(echo $(MODELS) | tr , ' '); do \
 	  $(PY) -m scripts.select_hparams model=$$m dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) run.start=$(N) run.n_images=$(SELECT_N) run.device=$(DEVICE) --evaluated $(N) --out $(RESULTS)/tables || exit 1; done
 table3-alzheimer: install need-alz
 	for m in $$(echo $(MODELS) | tr , ' '); do \
-	  $(PY) -m scripts.select_hparams model=$$m dataset=alzheimer dataset.root=$(ALZ_ROOT) model.checkpoint=$(ALZ_CKPT)/$${m}_alzheimer.pth run.device=$(DEVICE) --val-ids $(ALZ_CKPT)/$${m}_alzheimer.json --out $(RESULTS)/tables/alzheimer || exit 1; done
+	  $(PY) -m scripts.select_hparams model=$$m dataset=alzheimer dataset.root=$(ALZ_ROOT) model.checkpoint=$(ALZ_CKPT)/$${m}_alzheimer.pth run.n_images=$(SELECT_N) run.device=$(DEVICE) --val-ids $(ALZ_CKPT)/$${m}_alzheimer.json --out $(RESULTS)/tables/alzheimer || exit 1; done
 table2: sweep-ilsvrc sweep-alzheimer
 	$(PY) -m scripts.tables --runs $(RUNS) --out $(RESULTS)/tables --tables 2 2ci
 table4: sweep-ilsvrc  # EP, LE: the single-box images of the same rows
@@ -126,6 +126,34 @@ reproduction: install
 	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite1,efficientnet_lite2 METHODS=$(CHEAP) N=100
 	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite0 METHODS=scorecam N=200 PRECISION=bf16
 	$(REPRO) sweep-alzheimer MODELS=resnet18,levit_192 METHODS=scorecam N=100 PRECISION=bf16
+	$(MAKE) reproduction-figures
+	$(MAKE) reproduction-table3 ALZ_MODELS=levit_192,resnet18 LITES=efficientnet_lite0
 	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite0 METHODS=$(FEW_PASSES) N=1000
 	$(REPRO) sweep-alzheimer MODELS=$(ALZ_MODELS) METHODS=scorecam N=100 PRECISION=bf16
 	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite1,efficientnet_lite2 METHODS=scorecam N=100 PRECISION=bf16
+	$(MAKE) reproduction-table3
+
+# Figures from the reproduction's models: EfficientNet-Lite0 on ILSVRC (Figs. 2, 3, 5, 6, 8, 9; Fig. 5 on
+# FIG5_IMAGES images, its rows in results/runs-ablation) and the trained LeViT-192 on Alzheimer's for
+# Fig. 4 (the paper's ViT-B has no trained weights here).
+FIG5_IMAGES ?= 20
+FIGS := $(PY) -m scripts.figures --out $(RESULTS)/figures
+FIG_LITE0 := model=efficientnet_lite0 dataset=ilsvrc dataset.root=$(SHARED)/ilsvrc_val run.device=$(DEVICE) run.workers=0
+reproduction-figures: install
+	$(FIGS) fig2 $(FIG_LITE0) run.out_dir=$(RESULTS)/runs
+	$(FIGS) fig9 $(FIG_LITE0) run.out_dir=$(RESULTS)/runs
+	$(FIGS) fig6 --runs $(RESULTS)/runs --dataset ilsvrc --log
+	$(FIGS) fig8 $(FIG_LITE0)
+	$(FIGS) fig3 $(FIG_LITE0) --run
+	$(FIGS) fig4 model=levit_192 dataset=alzheimer dataset.root=$(SHARED)/alzheimer_mri run.device=$(DEVICE) run.workers=0 \
+		model.checkpoint=$(ALZ_CKPT)/levit_192_alzheimer.pth dataset.exclude=$(ALZ_CKPT)/levit_192_alzheimer.json --run
+	$(FIGS) fig5 $(FIG_LITE0) run.out_dir=$(RESULTS)/runs-ablation --images $(FIG5_IMAGES) --run
+
+# Table 3 (Alg. 2-3, Eq. 10) for the reproduction's models on SELECT_IMAGES images each, disjoint from
+# the evaluated ones: ILSVRC images after each Lite's evaluated range (Lite0: 200, Lite1/2: 100), the
+# first of each Alzheimer model's validation ids.
+SELECT_IMAGES ?= 20
+reproduction-table3: install
+	for m in $$(echo $(LITES) | tr , ' '); do n=$$([ $$m = efficientnet_lite0 ] && echo 200 || echo 100); \
+	  $(MAKE) table3 MODELS=$$m N=$$n SELECT_N=$(SELECT_IMAGES) ILSVRC_ROOT=$(SHARED)/ilsvrc_val RUN_ARGS= || exit 1; done
+	$(MAKE) table3-alzheimer MODELS=$(ALZ_MODELS) SELECT_N=$(SELECT_IMAGES) ALZ_ROOT=$(SHARED)/alzheimer_mri

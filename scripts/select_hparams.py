@@ -21,12 +21,13 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from benchmarks import zoo
 from benchmarks.data import collate
 from benchmarks.provenance import provenance, resolve_device
-from benchmarks.data.base import RecordDataset
+from benchmarks.data.base import RecordDataset, select_records
 from benchmarks.api import cell_dataset, cell_model, cell_model_config, compose, excluded_ids
 from cluscam.selection import select_hyperparameters
 
@@ -35,18 +36,21 @@ EVALUATED = 1000  # App. A: "we evaluated on 1,000 images from the validation se
 
 
 def selection_dataset(cfg, val_ids: Path | None = None, evaluated: int = EVALUATED) -> RecordDataset:
-    """The images Alg. 2-3 select on, disjoint from those the tables evaluate: exactly the ids in
-    ``val_ids`` when given, else the range from ``run.start``, which must not start before
-    ``evaluated`` (the tables' range [0, evaluated))."""
-    dataset = cell_dataset(cfg)
+    """The images Alg. 2-3 select on, disjoint from those the tables evaluate: the ids in ``val_ids``
+    when given (then ``run.start``/``run.n_images`` range over those ids, sorted), else the range from
+    ``run.start``, which must not start before ``evaluated`` (the tables' range [0, evaluated))."""
     if val_ids is not None:
+        dataset = cell_dataset(OmegaConf.merge(cfg, {"run": {"start": 0, "n_images": None}}))
         keep = excluded_ids(str(val_ids))
         missing = keep - set(dataset.ids)
         if missing:
             raise ValueError(f"{len(missing)} of the {len(keep)} ids in {val_ids} are not in the {cfg.dataset.name} "
-                             f"images (e.g. {sorted(missing)[0]!r}); check dataset.options.split and the run range")
-        dataset.records = [rec for rec in dataset.records if rec.id in keep]
-    elif int(cfg.run.start) < evaluated:
+                             f"images (e.g. {sorted(missing)[0]!r}); check dataset.options.split")
+        stop = None if cfg.run.n_images is None else int(cfg.run.start) + int(cfg.run.n_images)
+        dataset.records = select_records([rec for rec in dataset.records if rec.id in keep], int(cfg.run.start), stop)
+        return dataset
+    dataset = cell_dataset(cfg)
+    if int(cfg.run.start) < evaluated:
         raise ValueError(f"run.start={cfg.run.start} selects on images [0, {evaluated}) that the tables evaluate: "
                          f"pass run.start={evaluated} (or --evaluated N for tables of N images), or --val-ids")
     if not dataset.records:

@@ -93,6 +93,9 @@ def test_selection_images_are_a_reports_validation_ids(tmp_path):
     report = tmp_path / "report.json"
     report.write_text(json.dumps({"val_ids": ["synthetic_000001", "synthetic_000006"]}))
     assert selection_dataset(compose(SYNTHETIC), report).ids == ["synthetic_000001", "synthetic_000006"]
+    # run.start / run.n_images range over the validation ids (a subset of them on a small CPU)
+    assert selection_dataset(compose([*SYNTHETIC, "run.n_images=1"]), report).ids == ["synthetic_000001"]
+    assert selection_dataset(compose([*SYNTHETIC, "run.start=1", "run.n_images=5"]), report).ids == ["synthetic_000006"]
     report.write_text(json.dumps({"val_ids": ["synthetic_000001", "train/x.jpg"]}))
     with pytest.raises(ValueError, match="1 of the 2 ids .* are not in the synthetic images"):
         selection_dataset(compose(SYNTHETIC), report)
