@@ -112,7 +112,8 @@ SHARED ?= ../shared/data
 LITES ?= efficientnet_lite0,efficientnet_lite1,efficientnet_lite2
 ALZ_MODELS ?= resnet18,levit_192,efficientnet_lite0,efficientnet_lite1,efficientnet_lite2
 CHEAP ?= gradcam,gradcampp,shapleycam,ablationcam,reciprocam,cluscam,opticam
-# The methods of tens of passes, not thousands (Lite0 on all 1,000 images: a table of its own).
+# The methods of tens of passes, not thousands: Lite0 on all 1,000 ILSVRC images and each Alzheimer model on
+# its whole test split less its validation ids (N=null), tables of their own.
 FEW_PASSES ?= gradcam,gradcampp,shapleycam,ablationcam,reciprocam,cluscam
 SCORECAM_PAIRED ?= 20
 REPRO := $(MAKE) RUNS=$(RESULTS)/runs DEVICE=$(DEVICE) BATCH=8 RUN_ARGS=run.workers=0 ILSVRC_ROOT=$(SHARED)/ilsvrc_val ALZ_ROOT=$(SHARED)/alzheimer_mri
@@ -129,6 +130,7 @@ reproduction: install
 	$(MAKE) reproduction-figures
 	$(MAKE) reproduction-table3 ALZ_MODELS=levit_192,resnet18 LITES=efficientnet_lite0
 	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite0 METHODS=$(FEW_PASSES) N=1000
+	$(REPRO) sweep-alzheimer MODELS=$(ALZ_MODELS) METHODS=$(FEW_PASSES) N=null
 	$(REPRO) sweep-alzheimer MODELS=$(ALZ_MODELS) METHODS=scorecam N=100 PRECISION=bf16
 	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite1,efficientnet_lite2 METHODS=scorecam N=100 PRECISION=bf16
 	$(MAKE) reproduction-table3
