@@ -258,7 +258,8 @@ def agcam_claims(data: Rows) -> list[Claim]:
     table5 = paper.parse(paper.TABLE5, (*paper.ORDER, "agcam"))
     scopes = [(d, m) for d in sorted(set(data.rows["dataset"])) for m in data.models(d, "vit")
               if "agcam" in data.methods(d, m)] or [("ilsvrc", None)]
-    none = "no AG-CAM rows on a ViT in these rows"
+    none = ("no AG-CAM rows on a ViT in these rows (the paper's Table 5 is on ViT-B; AG-CAM reads the [class]-token "
+            "attention of a timm or torchvision ViT, which LeViT, Swin-B and PVTv2 do not have)")
     out = []
     for d, m in scopes:
         models, scope = ((m,), _name(m)) if m else ((), "ViT-B")

@@ -106,8 +106,8 @@ def test_an_exact_tie_is_not_resolved_and_missing_rows_cannot_be_measured(report
     for metric in ("AD (↓)", "IC (↑)", "AG (↑)"):
         assert v["Alzheimer's", "ViTs", metric, "ClusCAM (Ours) ahead of the best baseline"] == \
             f"{NA}: no rows for ViTs on Alzheimer's"
-    assert v["ILSVRC", "ViT-B", "AD (↓)", "AG-CAM ahead of GradCAM / GradCAM++ / ScoreCAM"] == \
-        f"{NA}: no AG-CAM rows on a ViT in these rows"
+    assert v["ILSVRC", "ViT-B", "AD (↓)", "AG-CAM ahead of GradCAM / GradCAM++ / ScoreCAM"].startswith(
+        f"{NA}: no AG-CAM rows on a ViT in these rows")
     assert "cannot be measured from these rows: no Table 1 rows under" in report
 
 
