@@ -78,7 +78,7 @@ table1: install need-ilsvrc
 # Alg. 2-3 select on images the tables do not evaluate: ILSVRC's SELECT_N images after the evaluated
 # [0, N); on Alzheimer, the first SELECT_N of each training report's validation ids (left out of Table 7).
 SELECT_N ?= $(N)
-.PHONY: table3-alzheimer reproduction-figures reproduction-table3
+.PHONY: table3-alzheimer reproduction-figures reproduction-table3 reproduction-tables
 table3: install need-ilsvrc
 	for m in $$(echo $(MODELS) | tr , ' '); do \
 	  $(PY) -m scripts.select_hparams model=$$m dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) run.start=$(N) run.n_images=$(SELECT_N) run.device=$(DEVICE) --evaluated $(N) --out $(RESULTS)/tables || exit 1; done
@@ -134,6 +134,17 @@ reproduction: install
 	$(REPRO) sweep-alzheimer MODELS=$(ALZ_MODELS) METHODS=scorecam N=100 PRECISION=bf16
 	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite1,efficientnet_lite2 METHODS=scorecam N=100 PRECISION=bf16
 	$(MAKE) reproduction-table3
+	$(MAKE) reproduction-tables
+
+# Every table and the claims report of the reproduction, from results/runs (tables/: the seven methods
+# that ran on the same images as OptiCAM; all-methods/: with ScoreCAM; few-passes/: the six methods of
+# FEW_PASSES on their larger image sets).
+comma := ,
+reproduction-tables: install
+	$(PY) -m scripts.tables --runs $(RESULTS)/runs --out $(RESULTS)/tables --methods $(subst $(comma), ,$(CHEAP))
+	$(PY) -m scripts.tables --runs $(RESULTS)/runs --out $(RESULTS)/tables/all-methods
+	$(PY) -m scripts.tables --runs $(RESULTS)/runs --out $(RESULTS)/tables/few-passes --methods $(subst $(comma), ,$(FEW_PASSES))
+	$(PY) -m scripts.claims --runs $(RESULTS)/runs --out $(RESULTS)/REPRODUCTION.md
 
 # Figures from the reproduction's models: EfficientNet-Lite0 on ILSVRC (Figs. 2, 3, 5, 6, 8, 9; Fig. 5 on
 # FIG5_IMAGES images, its rows in results/runs-ablation) and the trained LeViT-192 on Alzheimer's for
