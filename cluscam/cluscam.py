@@ -159,7 +159,12 @@ class ClusCAM(Explainer):
         if self.clustering == "spectral":
             return SpectralClustering(n_clusters=k, affinity="nearest_neighbors", n_neighbors=min(len(x) - 1, max(10, 2 * k)),
                                       assign_labels="kmeans", random_state=self.seed).fit_predict(StandardScaler().fit_transform(x))
-        labels = HDBSCAN(min_cluster_size=2, cluster_selection_epsilon=0.05, copy=True).fit_predict(x)
+        try:
+            labels = HDBSCAN(min_cluster_size=2, cluster_selection_epsilon=0.05, copy=True).fit_predict(x)
+        except TypeError as err:  # scikit-learn#33219: the epsilon merge fails on NumPy >= 2.4
+            raise RuntimeError(f"scikit-learn's HDBSCAN with cluster_selection_epsilon failed ({err}): a known bug of "
+                               f"scikit-learn <= 1.9.1 with NumPy >= 2.4 (scikit-learn#33219, NumPy {np.__version__} "
+                               "here); install numpy<2.4 as pyproject.toml pins it") from err
         return labels if labels.max() >= 0 else np.arange(len(x))
 
     @staticmethod

@@ -269,6 +269,20 @@ def test_ablation_clusterings_partition_and_average_members(clustering):
     assert cam(x).shape == (2, 24, 24) and cam.last_passes.forward == 1 + k
 
 
+def test_hdbscan_merges_clusters_closer_than_its_epsilon():
+    """Fig. 5's HDBSCAN (cluster_selection_epsilon=0.05): tight triples 0.01 apart merge into one group,
+    a triple 0.2 away stays apart.  This path of scikit-learn fails with NumPy >= 2.4 (scikit-learn#33219)."""
+    rng = np.random.default_rng(0)
+    centres = [(c + d, c + d) for c in (0.0, 1.0, 2.0) for d in (0.0, 0.01, 0.02, 0.2)]
+    points = np.concatenate([rng.normal(centre, 0.001, (3, 2)) for centre in centres])
+    expected = np.repeat([0, 0, 0, 1, 2, 2, 2, 3, 4, 4, 4, 5], 3)  # centre groups, in order of appearance
+    labels, k = ClusCAM(small_cnn(), "6", clustering="hdbscan").partition(torch.tensor(points)[None])
+    labels = labels[0].numpy()
+    assert k == 6 and (labels >= 0).all()
+    relabel = {old: new for new, old in enumerate(dict.fromkeys(labels.tolist()))}
+    assert [relabel[v] for v in labels.tolist()] == expected.tolist()
+
+
 def test_logit_weighting_and_clustering_phase():
     cam = ClusCAM(small_cnn(), "6", k=4, weighting="logit")
     scores = torch.tensor([[3.0, -1.0, 2.0, 5.0]])
