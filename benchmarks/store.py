@@ -79,6 +79,13 @@ def read_cell_rows(cell: Path) -> pd.DataFrame:
     return one_row_per_id(rows, str(cell)) if "id" in rows else rows
 
 
+PATH_KEYS = ("root", "exclude")  # the dataset's path strings, part of a cell's identity as given
+
+
+def _without_paths(identity: dict) -> dict:
+    return {**identity, "dataset": {k: v for k, v in (identity.get("dataset") or {}).items() if k not in PATH_KEYS}}
+
+
 class CellStore:
     """The folder of one cell."""
 
@@ -157,11 +164,25 @@ class CellStore:
         self._index()
 
     def _create(self) -> None:
+        self._warn_same_but_paths()
         self.parts.mkdir(parents=True, exist_ok=True)
         atomic_write(self.dir / CONFIG, json.dumps(self.identity, indent=2, sort_keys=True, default=str))
         with open(self.dir / "provenance.jsonl", "a") as f:
             f.write(json.dumps(self._pending) + "\n")
         self._pending = None
+
+    def _warn_same_but_paths(self) -> None:
+        """Warn, as a new cell starts, of a cell beside it whose config differs only in the dataset's
+        path strings (``dataset.root``, ``dataset.exclude``): the same run under another spelling of a
+        path (relative, absolute) starts from zero instead of resuming it."""
+        mine = _without_paths(self.identity)
+        for config in sorted(self.dir.parent.glob(f"*/{CONFIG}")):
+            other = json.loads(config.read_text())
+            if config.parent != self.dir and _without_paths(other) == mine:
+                theirs, ours = other.get("dataset") or {}, self.identity.get("dataset") or {}
+                paths = {k: theirs.get(k) for k in PATH_KEYS if theirs.get(k) != ours.get(k)}
+                warnings.warn(f"starting a new cell {self.dir} although {config.parent} holds the same configuration "
+                              f"with {paths}: pass those dataset paths (the same strings) to resume it", stacklevel=3)
 
     def write_part(self, rows: pd.DataFrame, maps: dict[str, np.ndarray] | None = None) -> None:
         """Store one batch's rows (named by a hash of their ids) atomically, replacing the rows of

@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -168,6 +169,20 @@ def test_absolute_paths_of_older_rows_read_relative(tmp_path):
     old["path"] = [str(root / p) for p in old["path"]]  # as rows were written before
     old.to_csv(rows_csv, index=False)
     assert list(load_rows(tmp_path / "runs")["path"]) == ["test/NonDemented/good (1).jpg"]
+
+
+def test_another_spelling_of_the_dataset_root_warns_of_the_cell_it_does_not_resume(tmp_path, monkeypatch):
+    root = alzheimer_folder(tmp_path / "alz", broken=False)
+    base = ["model=tiny_cnn", "method=gradcam", "dataset=alzheimer", "run.workers=0", f"run.out_dir={tmp_path / 'runs'}"]
+    run_cell(compose([*base, f"dataset.root={root}"]), progress=False)
+    monkeypatch.chdir(tmp_path)
+    relative = compose([*base, "dataset.root=alz"])
+    with pytest.warns(UserWarning, match=r"holds the same configuration with \{'root': '.*alz'\}: pass those dataset"):
+        run_cell(relative, progress=False)
+    with warnings.catch_warnings():  # resuming the new cell, or another config, says nothing
+        warnings.simplefilter("error")
+        run_cell(relative, progress=False)
+        run_cell(compose([*base, "dataset.root=alz", "method=gradcampp"]), progress=False)
 
 
 def test_a_cell_has_one_writer_and_one_row_per_id(tmp_path):
