@@ -95,6 +95,20 @@ class Rows:
     def methods(self, dataset: str, model: str) -> set[str]:
         return set(self.rows.loc[(self.rows["dataset"] == dataset) & (self.rows["model"] == model), "method"])
 
+    def precisions(self, dataset: str, models: Sequence[str], methods: Sequence[str]) -> dict[str, set[str]]:
+        """method -> the precisions (run.precision) its cells on ``models`` ran in."""
+        return {meth: {str(c.get("method.precision", "fp32")) for (d, m, mm), c in self.configs.items()
+                       if d == dataset and m in models and mm == meth} for meth in methods}
+
+    def mixed_precision(self, dataset: str, models: Sequence[str], methods: Sequence[str]) -> str:
+        """Why seconds per image of ``methods`` on ``models`` are not comparable ('' when they are):
+        their cells ran in different precisions (e.g. ScoreCAM in bf16 after the paired check)."""
+        found = self.precisions(dataset, models, methods)
+        if len(set().union(*found.values())) <= 1:
+            return ""
+        return ("seconds not comparable across precisions: " +
+                ", ".join(f"{method_label(m)} {'/'.join(sorted(p))}" for m, p in found.items() if p))
+
     def untrained(self, dataset: str, model: str) -> bool:
         """Whether a cell of the architecture ran on random weights (neither pretrained nor a checkpoint)."""
         cfgs = [c for (d, m, _), c in self.configs.items() if (d, m) == (dataset, model)]
@@ -187,6 +201,10 @@ def _checked(data: Rows, claim: Claim, absent: Mapping[str, list[str]], diffs: S
     """(verdict, reason): a missing method, random weights or too few images first, else the rule."""
     if any(absent.values()):
         return NA, _absent(absent) + " (the claim compares with every one)"
+    mixed = claim.metric == "seconds" and data.mixed_precision(claim.dataset, claim.models,
+                                                                (claim.subject, *claim.opponents))
+    if mixed:
+        return NA, mixed
     untrained = [m for m in claim.models if data.untrained(claim.dataset, m)]
     if untrained:
         return NA, f"no trained model: {', '.join(map(_name, untrained))} ran on random weights"
@@ -318,9 +336,10 @@ def factor_rows(data: Rows, stats: Stats) -> list[dict]:
                 for meth, value in paper_values.items():
                     measured = factor(stats, d, models, meth, column) if models else np.nan
                     ratio = measured / value
+                    mixed = column == "seconds" and data.mixed_precision(d, models, ("gradcam", meth))
                     out.append({"dataset": d, "family": f, "metric": column, "method": meth, "paper": value,
                                 "measured": measured,
-                                "verdict": NA if np.isnan(measured) else
+                                "verdict": NA if np.isnan(measured) else f"{NA}: {mixed}" if mixed else
                                 HOLDS if 1 / FACTOR_TOLERANCE <= ratio <= FACTOR_TOLERANCE else FAILS})
     return out
 
@@ -333,9 +352,10 @@ def order_of_magnitude_rows(data: Rows, stats: Stats) -> list[dict]:
         ratios = {o: factor(stats, d, models, "cluscam", "seconds") / factor(stats, d, models, o, "seconds")
                   if models else np.nan for o in ("scorecam", "opticam")}
         values = list(ratios.values())
+        mixed = data.mixed_precision(d, models, ("cluscam", *ratios))
         out.append({"dataset": d, "ratios": ratios,
                     "verdict": f"{NA}: no rows for CNNs (or a method) on {dataset_label(d)}" if np.isnan(values).any() else
-                    HOLDS if all(0.1 <= r <= 10 for r in values) else FAILS})
+                    f"{NA}: {mixed}" if mixed else HOLDS if all(0.1 <= r <= 10 for r in values) else FAILS})
     return out
 
 
@@ -520,7 +540,8 @@ RULES = f"""\
 - **Table 1** (every groups cell under `<runs>/table1/`, `--where` not applied): *{HOLDS}* when the one-sided
   t-test and Wilcoxon p-values are below {ALPHA} and the interval of the mean pair difference (images
   resampled) lies above 0; *{FAILS}* when it lies below 0.
-- **Table 8:** a factor *{HOLDS}* within ×{FACTOR_TOLERANCE:g} of the paper's (runtimes depend on the device).
+- **Table 8:** a factor *{HOLDS}* within ×{FACTOR_TOLERANCE:g} of the paper's (runtimes depend on the device); a
+  runtime compared across precisions (a bf16 cell against fp32 ones) *{NA}*.
   **Table 9:** the measured passes equal the expected count.
 """
 
