@@ -9,19 +9,21 @@ import pandas as pd
 
 from benchmarks.store import CONFIG, ROWS, read_cell_rows
 
-CELL_COLUMNS = ("dataset", "model", "method", "cell", "commit", "date")
+CELL_COLUMNS = ("dataset", "model", "method", "cell", "commit", "date", "precision")
 
 
 def load_rows(out_dir: str | Path, only_ok: bool = True, where: Mapping[str, str] | None = None) -> pd.DataFrame:
     """All rows under ``out_dir/<dataset>/<model>/<method>/<cell>/rows.csv`` (one per image id, paths
     relative to the dataset root) with the cell's dataset, model, method, config hash and its latest
-    provenance (commit, date; each row keeps its own ``device``).  ``only_ok`` drops the rows of
+    provenance (commit, date; each row keeps its own ``device``) and precision (``method.precision``
+    of its config: fp32 unless bf16 was asked).  ``only_ok`` drops the rows of
     unreadable images; ``where`` keeps the cells whose ``config.json`` has these values (dotted keys,
     e.g. ``{"dataset.options.single_box_only": "false"}``)."""
     frames = []
     for path in sorted(Path(out_dir).glob(f"*/*/*/*/{ROWS}")):
         cell = path.parent
-        if where and not matches(cell_config(cell), where):
+        config = cell_config(cell)
+        if where and not matches(config, where):
             continue
         rows = read_cell_rows(cell)
         if rows.empty:
@@ -33,6 +35,7 @@ def load_rows(out_dir: str | Path, only_ok: bool = True, where: Mapping[str, str
         rows.insert(2, "method", method)
         rows.insert(3, "cell", cell.name)
         rows["commit"], rows["date"] = prov.get("commit", "unknown"), prov.get("date", "unknown")
+        rows["precision"] = str(config.get("method.precision", "fp32"))
         frames.append(rows)
     if not frames:
         return pd.DataFrame(columns=[*CELL_COLUMNS, "id", "status"])

@@ -141,6 +141,7 @@ def cell_stats(rows: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> Stat
         boot = bootstrap_means(values, resamples, seed + zlib.crc32(f"{key[0]}/{key[1]}".encode()))
         rec = {"cell": str(g["cell"].iloc[0]), "commit": str(g["commit"].iloc[0]), "date": str(g["date"].iloc[0]),
                "devices": sorted(set(g["device"].astype(str))), "n": len(g), "n_box1": int(single.sum()),
+               "precision": str(g["precision"].iloc[0]) if "precision" in g else "fp32",
                "seconds": g["seconds"].mean(), "fp": (g["forward"] + g["partial"]).mean(), "bp": g["backward"].mean()}
         for j, metric in enumerate(metrics):  # NaN-ignoring means, as benchmarks.metrics.summarize
             ok = values[:, j][~np.isnan(values[:, j])]
@@ -535,7 +536,7 @@ def table_meta(table: Table, stats: Stats, commit: str = "unknown") -> dict:
         "rendered_at": commit,
         "cells": [{"dataset": d, "model": m, "method": meth, "cell": r["cell"], "images": r["n"],
                    "single_box_images": r["n_box1"], "averaged": {label: r[c] for c, label in table.counts.items()},
-                   "commit": r["commit"], "date": r["date"], "devices": r["devices"]}
+                   "commit": r["commit"], "date": r["date"], "devices": r["devices"], "precision": r["precision"]}
                   for (d, m, meth), r in used.items()],
         "bootstrap": {"resamples": stats.resamples, "seed": stats.seed, "level": LEVEL, "kind": "percentile"},
         "notes": table.notes,
@@ -579,6 +580,12 @@ def footer(meta: dict) -> list[str]:
         lines.append(f"Missing cells ({DASH}): {', '.join(meta['missing'])}.")
     if meta["common_ids"]:
         lines.append(_common_ids_line(meta["common_ids"]))
+    low = [f"{c['dataset']}/{c['model']}/{c['method']}" for c in meta["cells"] if c.get("precision", "fp32") != "fp32"]
+    if low:
+        lines.append(f"Cells not in fp32 (run.precision, admitted by scripts/precision.py's paired check against fp32 "
+                     f"on the same images): {', '.join(low)} "
+                     f"({', '.join(sorted({c['precision'] for c in meta['cells'] if c.get('precision', 'fp32') != 'fp32'}))}); "
+                     f"their seconds per image are not comparable with the fp32 cells'.")
     dirty = [f"{c['dataset']}/{c['model']}/{c['method']}" for c in meta["cells"] if c["commit"].endswith("+dirty")]
     if dirty:
         lines.append(f"Rows written from a working tree with uncommitted changes: {', '.join(dirty)}.")

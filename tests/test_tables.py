@@ -413,6 +413,20 @@ def test_a_dirty_working_tree_is_marked(tmp_path):
     assert "uncommitted" not in (tmp_path / "clean" / "table6.md").read_text()
 
 
+def test_cells_not_in_fp32_are_named(tmp_path):
+    rows = synthetic()
+    rows["precision"] = np.where(rows["method"] == "scorecam", "bf16", "fp32")
+    write_tables(rows, tmp_path / "bf16", ["6"], resamples=10, commit="1234abc")
+    md = (tmp_path / "bf16" / "table6.md").read_text()
+    cells = ", ".join(f"ilsvrc/{m}/scorecam" for m in dict.fromkeys(rows.loc[rows["method"] == "scorecam", "model"]))
+    assert f"Cells not in fp32 (run.precision, admitted by scripts/precision.py's paired check against fp32 on the " \
+           f"same images): {cells} (bf16)" in md
+    meta = json.loads((tmp_path / "bf16" / "table6.meta.json").read_text())
+    assert {c["method"] for c in meta["cells"] if c["precision"] == "bf16"} == {"scorecam"}
+    write_tables(synthetic(), tmp_path / "fp32", ["6"], resamples=10, commit="1234abc")
+    assert "not in fp32" not in (tmp_path / "fp32" / "table6.md").read_text()
+
+
 def test_bad_input_errors():
     with pytest.raises(ValueError, match="lack columns"):
         cell_stats(pd.DataFrame({"dataset": ["ilsvrc"]}))
