@@ -105,7 +105,8 @@ figures: install need-ilsvrc
 
 # The offline reproduction committed in results/ (results/README.md): every model with real weights
 # here, sized for a 2-core CPU and resumable (run it again to continue; finished cells only re-render),
-# cheapest first so that each session completes whole tables.
+# cheapest first so that each session completes whole tables, ScoreCAM's cells (which every
+# verdict of the claims report needs) before the few-pass methods' larger image sets.
 # ScoreCAM: fp32 on SCORECAM_PAIRED images (in runs-precision, outside the tables) beside bf16 on the
 # same images (scripts/precision.py: the paired check of bf16), then bf16 for the tables.
 SHARED ?= ../shared/data
@@ -129,10 +130,10 @@ reproduction: install
 	$(REPRO) sweep-alzheimer MODELS=resnet18,levit_192 METHODS=scorecam N=100 PRECISION=bf16
 	$(MAKE) reproduction-figures
 	$(MAKE) reproduction-table3 ALZ_MODELS=levit_192,resnet18 LITES=efficientnet_lite0
+	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite1,efficientnet_lite2 METHODS=scorecam N=100 PRECISION=bf16
+	$(REPRO) sweep-alzheimer MODELS=$(ALZ_MODELS) METHODS=scorecam N=100 PRECISION=bf16
 	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite0 METHODS=$(FEW_PASSES) N=1000
 	$(REPRO) sweep-alzheimer MODELS=$(ALZ_MODELS) METHODS=$(FEW_PASSES) N=null
-	$(REPRO) sweep-alzheimer MODELS=$(ALZ_MODELS) METHODS=scorecam N=100 PRECISION=bf16
-	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite1,efficientnet_lite2 METHODS=scorecam N=100 PRECISION=bf16
 	$(MAKE) reproduction-table3
 	$(MAKE) reproduction-tables
 
