@@ -128,6 +128,9 @@ reproduction: install
 	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite1,efficientnet_lite2 METHODS=$(CHEAP) N=100
 	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite0 METHODS=scorecam N=200 PRECISION=bf16
 	$(REPRO) sweep-alzheimer MODELS=resnet18,levit_192 METHODS=scorecam N=100 PRECISION=bf16
+	$(REPRO) sweep-alzheimer MODELS=resnet18,levit_192 METHODS=scorecam N=$(SCORECAM_PAIRED) RUNS=$(RESULTS)/runs-precision
+	for m in resnet18 levit_192; do $(PY) -m scripts.precision --runs $(RESULTS)/runs-precision $(RESULTS)/runs \
+		--dataset alzheimer --model $$m --method scorecam --out $(RESULTS)/tables || exit 1; done
 	$(MAKE) reproduction-figures
 	$(MAKE) reproduction-table3 ALZ_MODELS=levit_192,resnet18 LITES=efficientnet_lite0
 	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite1,efficientnet_lite2 METHODS=scorecam N=100 PRECISION=bf16
