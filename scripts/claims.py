@@ -112,7 +112,7 @@ class Rows:
     def untrained(self, dataset: str, model: str) -> bool:
         """Whether a cell of the architecture ran on random weights (neither pretrained nor a checkpoint)."""
         cfgs = [c for (d, m, _), c in self.configs.items() if (d, m) == (dataset, model)]
-        return any(not c.get("model.pretrained", True) and not c.get("model.checkpoint") for c in cfgs)
+        return any(not c.get("model.pretrained", True) and not _checkpoint(c) for c in cfgs)
 
 
 def _model_order(model: str) -> tuple[int, str]:
@@ -401,9 +401,15 @@ def _grouped(values: Mapping[str, str]) -> str:
     return "; ".join([main_value, *(f"{v}: {', '.join(ms)}" for v, ms in by.items() if v != main_value)])
 
 
+def _checkpoint(cfg: Mapping) -> str | None:
+    """The cell's checkpoint: its sha256 (cell identities since the registry redesign) or its path (older cells)."""
+    sha = cfg.get("model.checkpoint_sha256")
+    return f"sha256 {str(sha)[:12]}" if sha else cfg.get("model.checkpoint") and Path(str(cfg["model.checkpoint"])).name
+
+
 def _weights(cfg: Mapping) -> str:
-    if cfg.get("model.checkpoint"):
-        return f"checkpoint {Path(str(cfg['model.checkpoint'])).name}"
+    if _checkpoint(cfg):
+        return f"checkpoint ({_checkpoint(cfg)})"
     return "pretrained" if cfg.get("model.pretrained", True) else "random weights"
 
 

@@ -155,6 +155,19 @@ def test_cannot_measure_reasons(tmp_path):
     assert v["ILSVRC", "CNNs (ResNet-18, ResNet-34)", "IC (↑)", claim].startswith(f"{NA}: no rows for OptiCAM")
 
 
+def test_a_checkpoint_trained_here_is_a_trained_model(tmp_path):
+    """Cells record a checkpoint by its sha256: from scratch (pretrained false) it still counts as trained."""
+    runs = tmp_path / "runs"
+    for method in paper.ORDER:
+        write_cell(runs, "alzheimer", "resnet18", method, "win",
+                   model_cfg={"pretrained": False, "checkpoint_sha256": "82df98204444270e36393b0c"})
+    main(["--runs", str(runs), "--out", str(tmp_path / "r.md"), "--resamples", "50"])
+    report = (tmp_path / "r.md").read_text()
+    assert verdicts(report)["Alzheimer's", "ResNet-18", "AG (↑)", "ClusCAM (Ours) ahead of the best baseline"] == HOLDS
+    line = next(r for r in md_rows(report) if r[:2] == ["Alzheimer's", "ResNet-18"] and len(r) == 9)
+    assert line[-1] == "checkpoint (sha256 82df98204444)"
+
+
 def test_verdict_rule_orientation_and_significance():
     assert verdict(-3, -1, 0.01, "ad", "better") == HOLDS  # lower AD is better
     assert verdict(-3, -1, 0.01, "ic", "better") == FAILS
