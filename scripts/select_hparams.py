@@ -102,11 +102,18 @@ def main(argv: list[str] | None = None) -> None:
                                                      "or a file of one id a line")
     parser.add_argument("--evaluated", type=int, default=EVALUATED,
                         help="the tables evaluate images [0, EVALUATED): run.start must not be below it")
+    parser.add_argument("--force", action="store_true", help="select again even when <out>/table3/<model>.json "
+                                                                "holds a selection made with the same arguments")
     args = parser.parse_args(argv)
     folder = args.out / "table3"
     folder.mkdir(parents=True, exist_ok=True)
-    record = select(args.overrides, args.ks, args.val_ids, args.evaluated)
-    (folder / f"{record['model']}.json").write_text(json.dumps(record, indent=2))
+    path = folder / f"{cell_model_config(compose(args.overrides)).name}.json"
+    done = json.loads(path.read_text()) if path.exists() else {}
+    same = {"overrides": args.overrides, "ks": args.ks, "val_ids": None if args.val_ids is None else str(args.val_ids)}
+    if not args.force and all(done.get(k) == v for k, v in same.items()):
+        print(f"{path}: already selected with these arguments (--force selects again)")
+    else:
+        path.write_text(json.dumps(select(args.overrides, args.ks, args.val_ids, args.evaluated), indent=2))
     print(render(folder, args.out).to_markdown(index=False))
 
 

@@ -83,6 +83,25 @@ def test_selection_images_follow_the_evaluated_range():
         selection_dataset(compose([*SYNTHETIC, "run.start=8"]), evaluated=5)
 
 
+def test_a_finished_selection_is_not_run_again(tmp_path, monkeypatch, capsys):
+    """Re-running the command (a resumed make reproduction) renders; --force or other arguments select again."""
+    import scripts.select_hparams as sh
+
+    calls = []
+    monkeypatch.setattr(sh, "select", lambda overrides, ks, val_ids, evaluated: calls.append(ks) or {
+        "model": "tiny_cnn", "k": 10, "r": 0.2, "tau": 0.5, "n_images": 2, "overrides": overrides, "ks": ks,
+        "val_ids": None, "paper": {"k": 30, "r": 0.3, "tau": 0.4},
+        "provenance": {"commit": "abc", "device": "cpu", "date": "2026-01-01"}})
+    argv = ["model=tiny_cnn", "dataset=synthetic", "--ks", "5", "10", "--out", str(tmp_path)]
+    sh.main(argv)
+    sh.main(argv)
+    assert calls == [[5, 10]] and "already selected with these arguments" in capsys.readouterr().out
+    sh.main([*argv, "--force"])
+    sh.main([*argv[:2], "--ks", "5", "10", "15", "--out", str(tmp_path)])
+    assert calls == [[5, 10], [5, 10], [5, 10, 15]]
+    assert (tmp_path / "table3.md").read_text().count("tiny_cnn") == 1
+
+
 def test_selection_images_are_a_reports_validation_ids(tmp_path):
     """--val-ids: exactly a training report's val_ids (the Alzheimer images the tables leave out)."""
     import json
