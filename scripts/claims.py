@@ -97,8 +97,8 @@ class Rows:
 
     def precisions(self, dataset: str, models: Sequence[str], methods: Sequence[str]) -> dict[str, set[str]]:
         """method -> the precisions (run.precision) its cells on ``models`` ran in."""
-        return {meth: {str(c.get("method.precision", "fp32")) for (d, m, mm), c in self.configs.items()
-                       if d == dataset and m in models and mm == meth} for meth in methods}
+        rows = self.rows[(self.rows["dataset"] == dataset) & self.rows["model"].isin(models)]
+        return {meth: set(rows.loc[rows["method"] == meth, "precision"]) for meth in methods}
 
     def mixed_precision(self, dataset: str, models: Sequence[str], methods: Sequence[str]) -> str:
         """Why seconds per image of ``methods`` on ``models`` are not comparable ('' when they are):
@@ -408,8 +408,9 @@ def _checkpoint(cfg: Mapping) -> str | None:
 
 
 def _weights(cfg: Mapping) -> str:
-    if _checkpoint(cfg):
-        return f"checkpoint ({_checkpoint(cfg)})"
+    checkpoint = _checkpoint(cfg)
+    if checkpoint:
+        return f"checkpoint ({checkpoint})"
     return "pretrained" if cfg.get("model.pretrained", True) else "random weights"
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.provenance import git_commit
-from benchmarks.results import cell_config, load_rows
+from benchmarks.results import load_rows
 from scripts.tables import CONFIDENCE, LOCALIZATION, LABELS, bootstrap_means, interval, metric_values
 
 METRICS = CONFIDENCE + LOCALIZATION
@@ -35,9 +35,8 @@ def rows_by_precision(runs: Sequence[str | Path], dataset: str, model: str, meth
     for folder in runs:
         rows = load_rows(folder)
         rows = rows[(rows["dataset"] == dataset) & (rows["model"] == model) & (rows["method"] == method)]
-        for cell, g in rows.groupby("cell"):
-            path = Path(folder) / dataset / model / method / cell
-            precision = str(cell_config(path).get("method.precision", "fp32"))
+        for _, g in rows.groupby("cell"):
+            precision = g["precision"].iloc[0]  # load_rows: the cell config's method.precision
             if precision in out:
                 raise ValueError(f"two {precision} cells of {dataset}/{model}/{method}; keep one in the runs folders")
             out[precision] = g

@@ -49,7 +49,7 @@ TABLES = ("2", "2ci", "4", "5", "6", "7", "8", "9")
 KEYS = ["dataset", "model", "method"]
 REQUIRED = (*KEYS, "cell", "id", *CONFIDENCE)
 OPTIONAL = {"ep": np.nan, "le": np.nan, "n_boxes": np.nan, "seconds": np.nan, "forward": np.nan, "partial": 0.0,
-            "backward": np.nan, "device": "unknown", "commit": "unknown", "date": "unknown"}
+            "backward": np.nan, "device": "unknown", "commit": "unknown", "date": "unknown", "precision": "fp32"}
 DASH = "–"
 LEVEL = 0.95
 Key = tuple[str, str, str]
@@ -141,7 +141,7 @@ def cell_stats(rows: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> Stat
         boot = bootstrap_means(values, resamples, seed + zlib.crc32(f"{key[0]}/{key[1]}".encode()))
         rec = {"cell": str(g["cell"].iloc[0]), "commit": str(g["commit"].iloc[0]), "date": str(g["date"].iloc[0]),
                "devices": sorted(set(g["device"].astype(str))), "n": len(g), "n_box1": int(single.sum()),
-               "precision": str(g["precision"].iloc[0]) if "precision" in g else "fp32",
+               "precision": str(g["precision"].iloc[0]),
                "seconds": g["seconds"].mean(), "fp": (g["forward"] + g["partial"]).mean(), "bp": g["backward"].mean()}
         for j, metric in enumerate(metrics):  # NaN-ignoring means, as benchmarks.metrics.summarize
             ok = values[:, j][~np.isnan(values[:, j])]
@@ -580,11 +580,10 @@ def footer(meta: dict) -> list[str]:
         lines.append(f"Missing cells ({DASH}): {', '.join(meta['missing'])}.")
     if meta["common_ids"]:
         lines.append(_common_ids_line(meta["common_ids"]))
-    low = [f"{c['dataset']}/{c['model']}/{c['method']}" for c in meta["cells"] if c.get("precision", "fp32") != "fp32"]
+    low = {f"{c['dataset']}/{c['model']}/{c['method']}": c["precision"] for c in meta["cells"] if c["precision"] != "fp32"}
     if low:
         lines.append(f"Cells not in fp32 (run.precision, admitted by scripts/precision.py's paired check against fp32 "
-                     f"on the same images): {', '.join(low)} "
-                     f"({', '.join(sorted({c['precision'] for c in meta['cells'] if c.get('precision', 'fp32') != 'fp32'}))}); "
+                     f"on the same images): {', '.join(low)} ({', '.join(sorted(set(low.values())))}); "
                      f"their seconds per image are not comparable with the fp32 cells'.")
     dirty = [f"{c['dataset']}/{c['model']}/{c['method']}" for c in meta["cells"] if c["commit"].endswith("+dirty")]
     if dirty:
