@@ -117,6 +117,9 @@ CHEAP ?= gradcam,gradcampp,shapleycam,ablationcam,reciprocam,cluscam,opticam
 # its whole test split less its validation ids (N=null), tables of their own.
 FEW_PASSES ?= gradcam,gradcampp,shapleycam,ablationcam,reciprocam,cluscam
 SCORECAM_PAIRED ?= 20
+# The bf16 checks on Alzheimer's: one model of each family (ResNet-18 and EfficientNet-Lite0 for the CNNs,
+# LeViT-192); on ILSVRC, Lite0 checks the EfficientNet family.
+PAIRED_ALZ ?= resnet18,levit_192,efficientnet_lite0
 REPRO := $(MAKE) RUNS=$(RESULTS)/runs DEVICE=$(DEVICE) BATCH=8 RUN_ARGS=run.workers=0 ILSVRC_ROOT=$(SHARED)/ilsvrc_val ALZ_ROOT=$(SHARED)/alzheimer_mri
 reproduction: install
 	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite0 METHODS=$(CHEAP) N=200
@@ -128,14 +131,14 @@ reproduction: install
 	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite1,efficientnet_lite2 METHODS=$(CHEAP) N=100
 	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite0 METHODS=scorecam N=200 PRECISION=bf16
 	$(REPRO) sweep-alzheimer MODELS=resnet18,levit_192 METHODS=scorecam N=100 PRECISION=bf16
-	$(REPRO) sweep-alzheimer MODELS=resnet18,levit_192 METHODS=scorecam N=$(SCORECAM_PAIRED) RUNS=$(RESULTS)/runs-precision
-	for m in resnet18 levit_192; do $(PY) -m scripts.precision --runs $(RESULTS)/runs-precision $(RESULTS)/runs \
-		--dataset alzheimer --model $$m --method scorecam --out $(RESULTS)/tables || exit 1; done
 	$(REPRO) sweep-alzheimer MODELS=resnet18 METHODS=$(CHEAP) N=100 RUNS=$(RESULTS)/runs-baseline RUN_ARGS="run.workers=0 run.baseline=black"
 	$(MAKE) reproduction-figures
 	$(MAKE) reproduction-table3 ALZ_MODELS=levit_192,resnet18 LITES=efficientnet_lite0
 	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite1,efficientnet_lite2 METHODS=scorecam N=100 PRECISION=bf16
 	$(REPRO) sweep-alzheimer MODELS=$(ALZ_MODELS) METHODS=scorecam N=100 PRECISION=bf16
+	$(REPRO) sweep-alzheimer MODELS=$(PAIRED_ALZ) METHODS=scorecam N=$(SCORECAM_PAIRED) RUNS=$(RESULTS)/runs-precision
+	for m in $$(echo $(PAIRED_ALZ) | tr , ' '); do $(PY) -m scripts.precision --runs $(RESULTS)/runs-precision $(RESULTS)/runs \
+		--dataset alzheimer --model $$m --method scorecam --out $(RESULTS)/tables || exit 1; done
 	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite0 METHODS=$(FEW_PASSES) N=1000
 	$(REPRO) sweep-alzheimer MODELS=$(ALZ_MODELS) METHODS=$(FEW_PASSES) N=null
 	$(MAKE) reproduction-table3
