@@ -130,7 +130,6 @@ reproduction: install
 	$(REPRO) sweep-alzheimer MODELS=$(ALZ_MODELS) METHODS=$(CHEAP) N=100
 	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite1,efficientnet_lite2 METHODS=$(CHEAP) N=100
 	$(REPRO) sweep-ilsvrc MODELS=efficientnet_lite0 METHODS=scorecam N=200 PRECISION=bf16
-	$(REPRO) sweep-alzheimer MODELS=resnet18,levit_192 METHODS=scorecam N=100 PRECISION=bf16
 	$(REPRO) sweep-alzheimer MODELS=resnet18 METHODS=$(CHEAP) N=100 RUNS=$(RESULTS)/runs-baseline RUN_ARGS="run.workers=0 run.baseline=black"
 	$(MAKE) reproduction-figures
 	$(MAKE) reproduction-table3 ALZ_MODELS=levit_192,resnet18 LITES=efficientnet_lite0
