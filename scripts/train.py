@@ -30,12 +30,21 @@ default: half the file, loaded back as float32 by ``model.checkpoint=``), and wr
 state_dict to ``<out>/<model>_alzheimer.pth``, with ``<model>_alzheimer.json`` beside it (provenance,
 command, options, per-epoch history, class counts, held-out ids, and the saved weights' validation and
 test accuracy, balanced accuracy, per-class recall and confusion matrix).
+
+An interrupted training resumes: after each epoch the whole training state (weights, optimizer, schedule,
+shuffling and augmentation generators, history, best state) goes atomically to
+``<out>/<model>_alzheimer.resume.pt``; the same command continues after the last finished epoch, with
+the same result as an uninterrupted run, also on another device (a long CPU training can finish on a
+GPU), and deletes the file at the end.  A command that would train differently (other options, model,
+seed, precision or images) refuses the file: delete it to start over.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
+import os
 import shlex
 import sys
 import time
@@ -309,31 +318,79 @@ def train(cfg: DictConfig, opts: TrainOptions, command: str = "") -> tuple[nn.Mo
     # Decoded after the model is built: their DataLoaders draw from the generator its init seeded.
     data = {name: decode(subset, int(cfg.run.workers), device) for name, subset in splits.items()}
     classes = list(splits["train"].dataset.classes)
+    checkpoint = opts.out / f"{model_cfg.name}_{cfg.dataset.name}.pth"
+    resume = ResumeFile(checkpoint.with_suffix(".resume.pt"), fingerprint(cfg, model_cfg, opts, splits))
     start = time.perf_counter()
-    history, (best, chosen) = fit(model, model_cfg.name, data, classes, opts, cfg)
+    history, (best, chosen), earlier = fit(model, model_cfg.name, data, classes, opts, cfg, resume)
     state, final = evaluate_saved(model, best, data, classes, opts, precision)
-    checkpoint = save_state(state, opts.out / f"{model_cfg.name}_{cfg.dataset.name}.pth")
+    save_state(state, checkpoint)
     report = {"model": model_cfg.name, "arch": model_cfg.arch, "dataset": cfg.dataset.name,
               "checkpoint": str(checkpoint), "saved_dtype": opts.save_dtype, "init": init, "command": command,
               "seed": int(cfg.run.seed), "epochs": opts.epochs, "best_epoch": chosen["epoch"],
               **split_report(splits, data, final, classes), "history": history, **settings(cfg, model_cfg, opts),
-              "seconds": time.perf_counter() - start, "provenance": provenance(device)}
+              "seconds": earlier + time.perf_counter() - start, "provenance": provenance(device)}
     checkpoint.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    resume.path.unlink(missing_ok=True)
     return model.eval(), report
 
 
+def fingerprint(cfg: DictConfig, model_cfg: DictConfig, opts: TrainOptions, splits: dict[str, Subset]) -> str:
+    """What decides the training's result: the options, model, seed, precision and each split's image ids
+    (not the device, workers, output folder or dataset path)."""
+    what = {"options": {k: v for k, v in asdict(opts).items() if k not in ("out", "progress")},
+            "model": OmegaConf.to_container(model_cfg, resolve=True), "seed": int(cfg.run.seed),
+            "precision": str(cfg.run.precision), "ids": {name: subset_ids(s) for name, s in splits.items()}}
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ResumeFile:
+    """The training state after the last finished epoch, in ``path``, for the run ``fingerprint`` names."""
+
+    path: Path
+    fingerprint: str
+
+    def load(self) -> dict | None:
+        """The saved state (None when there is none); a state of another run is an error."""
+        if not self.path.is_file():
+            return None
+        state = torch.load(self.path, map_location="cpu", weights_only=True)
+        if state.get("fingerprint") != self.fingerprint:
+            raise ValueError(f"{self.path} holds an interrupted training with other options, model, seed, precision "
+                             "or images than this command; rerun that command to finish it, or delete the file to start over")
+        return state
+
+    def save(self, state: dict) -> None:
+        """Write ``state`` atomically (an interruption leaves the previous epoch's file intact)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        torch.save({**state, "fingerprint": self.fingerprint}, tmp)
+        os.replace(tmp, self.path)
+
+
 def fit(model: nn.Module, name: str, data: dict[str, Decoded], classes: list[str], opts: TrainOptions,
-        cfg: DictConfig) -> tuple[list[dict], Best]:
-    """Train for ``opts.epochs`` epochs, validating after each; return the per-epoch history and the
-    best state (validation accuracy, ties: lower validation loss)."""
+        cfg: DictConfig, resume: ResumeFile) -> tuple[list[dict], Best, float]:
+    """Train for ``opts.epochs`` epochs (after those ``resume`` holds), validating after each and saving
+    the state to ``resume``; return the per-epoch history, the best state (validation accuracy, ties:
+    lower validation loss) and the seconds spent by earlier, interrupted runs."""
     seed, precision = int(cfg.run.seed), str(cfg.run.precision)
     steps = opts.epochs * len(batches(len(data["train"].labels), opts.batch_size, None, True))
     optimizer, scheduler = make_optimizer(model, opts, steps)
     step = optimizer_step(optimizer, scheduler)
     shuffle = torch.Generator().manual_seed(seed)
     aug = torch.Generator().manual_seed(seed + 1) if opts.augment else None
-    history, best = [], None
-    for epoch in range(1, opts.epochs + 1):
+    history, best, earlier = [], None, 0.0
+    if (saved := resume.load()) is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        shuffle.set_state(saved["shuffle"])
+        if aug is not None:
+            aug.set_state(saved["aug"])
+        history, best, earlier = saved["history"], (saved["best"], saved["best_entry"]), saved["seconds"]
+        print(f"{name}: resuming after epoch {len(history)}/{opts.epochs} from {resume.path}", file=sys.stderr)
+    start = time.perf_counter()
+    for epoch in range(len(history) + 1, opts.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         tr = run_epoch(model, data["train"], len(classes), opts, precision, f"epoch {epoch} train", step, shuffle, aug)
         va = run_epoch(model, data["val"], len(classes), opts, precision, f"epoch {epoch} val")
@@ -345,7 +402,11 @@ def fit(model: nn.Module, name: str, data: dict[str, Decoded], classes: list[str
               f"val loss {h['val_loss']:.4f} acc {h['val_acc']:.4f}", file=sys.stderr)
         if best is None or (h["val_acc"], -h["val_loss"]) > (best[1]["val_acc"], -best[1]["val_loss"]):
             best = (rounded_state(model, torch.float32), h)
-    return history, best
+        resume.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                       "scheduler": scheduler.state_dict(), "shuffle": shuffle.get_state(),
+                       "aug": aug.get_state() if aug is not None else None, "history": history, "best": best[0],
+                       "best_entry": best[1], "seconds": earlier + time.perf_counter() - start})
+    return history, best, earlier
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR) -> Step:

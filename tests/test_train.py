@@ -200,3 +200,38 @@ def test_errors(tmp_path):
     opts, overrides = T.parse_args(["model=resnet18", "--val-size", "0.1", "dataset.root=/x", "--no-augment"])
     assert overrides == ["model=resnet18", "dataset.root=/x"] and opts.val_size == 0.1 and not opts.augment
     assert T.parse_args(["--val-size", "380"])[0].val_size == 380
+
+
+def test_interrupted_training_resumes_to_the_same_result(root, tmp_path, monkeypatch):
+    """Stopped during epoch 2 of 3, the same command continues from epoch 1's saved state and ends with
+    the uninterrupted run's history and weights; the resume file is gone at the end."""
+    cfg = T.compose_config(["model=tiny_cnn", f"dataset.root={root}", "run.device=cpu", "run.workers=0"])
+    opts = lambda out: T.TrainOptions(epochs=3, batch_size=8, lr=0.01, weight_decay=0, val_size=8,  # noqa: E731
+                                      out=out, progress=False)
+    _, whole = T.train(cfg, opts(tmp_path / "whole"))
+
+    run_epoch, calls = T.run_epoch, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # epoch 1's training and validation done, epoch 2's training starts
+            raise KeyboardInterrupt
+        return run_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(T, "run_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        T.train(cfg, opts(tmp_path / "cut"))
+    resume = tmp_path / "cut" / "tiny_cnn_alzheimer.resume.pt"
+    assert resume.is_file() and not (tmp_path / "cut" / "tiny_cnn_alzheimer.pth").exists()
+    assert len(torch.load(resume, weights_only=True)["history"]) == 1
+    with pytest.raises(ValueError, match="delete the file to start over"):  # another command: refused
+        T.train(cfg, T.TrainOptions(**{**vars(opts(tmp_path / "cut")), "epochs": 4}))
+    monkeypatch.setattr(T, "run_epoch", run_epoch)
+    _, resumed = T.train(cfg, opts(tmp_path / "cut"))
+
+    assert not resume.exists()
+    assert resumed["history"] == whole["history"] and len(whole["history"]) == 3
+    assert resumed["scores"] == whole["scores"] and resumed["best_epoch"] == whole["best_epoch"]
+    a = torch.load(tmp_path / "whole" / "tiny_cnn_alzheimer.pth", weights_only=True)
+    b = torch.load(tmp_path / "cut" / "tiny_cnn_alzheimer.pth", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
