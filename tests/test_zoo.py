@@ -281,7 +281,7 @@ def test_configs_drive_the_explainers(name, hooks):
         assert sal.shape == (2, *cfg.input.size) and torch.isfinite(sal).all(), method
 
 
-@pytest.mark.parametrize("name", ["vit_b_16", "swin_b", "levit_192", "cait_xxs24", "pvt_v2"])
+@pytest.mark.parametrize("name", ["vit_b_16", "vit_ti_16", "swin_b", "levit_192", "cait_xxs24", "pvt_v2"])
 def test_gradient_cams_on_the_patch_embedding(name):
     """The paper's ViT hook: GradCAM on each ViT's patch embedding (random weights, one image)
     gives a map that is not constant."""
