@@ -513,6 +513,12 @@ def render_csv(table: Table) -> str:
 
 
 # -- provenance -------------------------------------------------------------------------------------------
+def short_commit(commit: str) -> str:
+    """A commit by its 7-digit abbreviation, any ``+dirty`` kept, so that each commit is named once."""
+    head, plus, rest = str(commit).partition("+")
+    return head[:7] + plus + rest
+
+
 def table_meta(table: Table, stats: Stats, commit: str = "unknown") -> dict:
     """What produced ``table``: its cells, the images each metric averaged, models, commits, devices,
     dates, missing cells, the cells cut to the common image set and the commit it was rendered at."""
@@ -527,7 +533,7 @@ def table_meta(table: Table, stats: Stats, commit: str = "unknown") -> dict:
         "datasets": list(dict.fromkeys(d for d, _, _ in table.keys)), "models": models,
         "model_names": [MODELS.get(m, m) for m in models],
         "methods": list(dict.fromkeys(meth for _, _, meth in table.keys)),
-        "commits": sorted({r["commit"] for r in used.values()}),
+        "commits": sorted({short_commit(r["commit"]) for r in used.values()}),
         "devices": sorted({d for r in used.values() for d in r["devices"]}),
         "dates": [dates[0], dates[-1]] if dates else [],
         "missing": ["/".join(k) for k in table.keys if k not in stats.cells],

@@ -317,7 +317,7 @@ def test_cli_refuses_several_cells_and_selects_by_config(tmp_path):
     rows = synthetic(short=("resnet50", "gradcam"))
     boxes = cell_rows("ilsvrc", "resnet18", "cluscam", {"ad": 90, "ic": 0, "ag": 0, "ep": 0, "le": 0},
                       cell="b0xes0", date="2026-06-01T00:00:00+00:00")
-    write_runs(tmp_path / "runs", pd.concat([rows, boxes]), {"commit": "abc1234", "device": "NVIDIA H100"},
+    write_runs(tmp_path / "runs", pd.concat([rows, boxes]), {"commit": "abc1234def", "device": "NVIDIA H100"},
                {"b0xes0": {"dataset": {"options": {"single_box_only": True}}}})
     out = tmp_path / "tables"
     args = ["--runs", str(tmp_path / "runs"), "--out", str(out), "--resamples", "50"]
