@@ -230,8 +230,18 @@ def test_table5_vit_b_with_agcam_only_there():
     cells = md_cells(md)
     assert cells["AG-CAM", "AD (↓)"] == "**3.00**" and cells["OptiCAM", "AD (↓)"] == "*4.00*"
     assert cells["ClusCAM (Ours)", "IC (↑)"] == "**55.00**" and cells["OptiCAM", "IC (↑)"] == "*40.00*"
-    assert meta["models"] == ["vit_b_16"]
+    assert meta["models"] == ["vit_b_16"] and "on ViT-B (ILSVRC, %)" in md
     assert "AG-CAM" not in render("6", rows)[2]
+
+
+def test_table5_on_a_vit_trained_on_alzheimer():
+    """Without ViT-B rows on ILSVRC, Table 5 is rendered for the ViTs with AG-CAM rows elsewhere."""
+    rows = pd.concat([synthetic(), synthetic("alzheimer"),
+                      cell_rows("alzheimer", "vit_b_16", "agcam", {"ad": 3, "ic": 60, "ag": 6, "ep": 1, "le": 1})])
+    _, meta, md, _ = render("5", rows)
+    assert meta["datasets"] == ["alzheimer"] and meta["models"] == ["vit_b_16"] and "on ViT-B (Alzheimer" in md
+    assert md_cells(md)["AG-CAM", "IC (↑)"] == "**60.00**"
+    assert build_table("5", cell_stats(synthetic(), resamples=1)) is None  # no AG-CAM rows anywhere: no Table 5
 
 
 def test_table7_needs_alzheimer_rows():
@@ -326,9 +336,9 @@ def test_cli_refuses_several_cells_and_selects_by_config(tmp_path):
     assert not out.exists()
     with pytest.warns(UserWarning) as record:
         main([*args, "--tables", "6", "4", "5", "7", "--where", "dataset.options.single_box_only=false"])
-    assert [str(w.message) for w in record] == ["table 7: no rows for its dataset or model; skipped"]
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        f"table{t}{s}" for t in "456" for s in (".md", ".tex", ".csv", ".meta.json"))  # no Alzheimer rows: no 7
+    assert [str(w.message) for w in record] == [f"table {t}: no rows for its dataset or model; skipped" for t in "57"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(  # no AG-CAM rows: no 5; no Alzheimer rows: no 7
+        f"table{t}{s}" for t in "46" for s in (".md", ".tex", ".csv", ".meta.json"))
     md = (out / "table6.md").read_text()
     assert md_cells(md)["ClusCAM (Ours)", "ResNet-18 AD (↓)"] == "**5.00**"  # the selected cell's value
     assert "Commit(s): abc1234. Device(s): Test GPU." in md and "AD, IC, AG 8–10 (min–max)." in md
