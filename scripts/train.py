@@ -356,8 +356,9 @@ class ResumeFile:
             return None
         state = torch.load(self.path, map_location="cpu", weights_only=True)
         if state.get("fingerprint") != self.fingerprint:
-            raise ValueError(f"{self.path} holds an interrupted training with other options, model, seed, precision "
-                             "or images than this command; rerun that command to finish it, or delete the file to start over")
+            raise ValueError(f"{self.path} holds an interrupted training with other options, model, seed, "
+                             "precision or images than this command; rerun that command to finish it, or delete "
+                             "the file to start over")
         return state
 
     def save(self, state: dict) -> None:
@@ -403,9 +404,9 @@ def fit(model: nn.Module, name: str, data: dict[str, Decoded], classes: list[str
         if best is None or (h["val_acc"], -h["val_loss"]) > (best[1]["val_acc"], -best[1]["val_loss"]):
             best = (rounded_state(model, torch.float32), h)
         resume.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                       "scheduler": scheduler.state_dict(), "shuffle": shuffle.get_state(),
-                       "aug": aug.get_state() if aug is not None else None, "history": history, "best": best[0],
-                       "best_entry": best[1], "seconds": earlier + time.perf_counter() - start})
+                     "scheduler": scheduler.state_dict(), "shuffle": shuffle.get_state(),
+                     "aug": aug.get_state() if aug is not None else None, "history": history, "best": best[0],
+                     "best_entry": best[1], "seconds": earlier + time.perf_counter() - start})
     return history, best, earlier
 
 
