@@ -36,7 +36,8 @@ import pandas as pd
 from baselines import METHODS, method_class
 from benchmarks.data import DATASETS
 MODELS = {"resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-50", "resnet101": "ResNet-101",
-          "efficientnet_b0": "EfficientNet", "inception_v3": "InceptionV3", "vit_b_16": "ViT-B", "vit_ti_16": "ViT-Ti", "swin_b": "Swin-B",
+          "efficientnet_b0": "EfficientNet", "inception_v3": "InceptionV3", "vit_b_16": "ViT-B", "vit_ti_16": "ViT-Ti",
+          "swin_b": "Swin-B",
           "levit_192": "LeViT-192", "levit_256": "LeViT-256", "cait_xxs24": "CaiT-XXS-24", "pvt_v2": "PVTv2",
           "efficientnet_lite0": "EfficientNet-Lite0", "efficientnet_lite1": "EfficientNet-Lite1",
           "efficientnet_lite2": "EfficientNet-Lite2", "tiny_cnn": "TinyCNN", "tiny_vit": "TinyViT"}
