@@ -334,7 +334,7 @@ def factor_rows(data: Rows, stats: Stats) -> list[dict]:
                 continue
             for column, paper_values in fam.items():
                 for meth, value in paper_values.items():
-                    measured = factor(stats, d, models, meth, column) if models else np.nan
+                    measured = factor(stats, d, models, meth, column)
                     ratio = measured / value
                     mixed = column == "seconds" and data.mixed_precision(d, models, ("gradcam", meth))
                     out.append({"dataset": d, "family": f, "metric": column, "method": meth, "paper": value,
