@@ -73,7 +73,8 @@ def cell_model_config(cfg: DictConfig) -> DictConfig:
 
 
 def cell_dataset(cfg: DictConfig) -> RecordDataset:
-    """The cell's images: the range ``run.start`` / ``run.n_images`` of the dataset less ``dataset.exclude``."""
+    """The cell's images: the range ``run.start`` / ``run.n_images`` of the dataset less ``dataset.exclude``,
+    listed by id or shuffled with ``dataset.shuffle``."""
     d = cfg.dataset
     pre = Preprocess(size=tuple(cfg.model.input.size), mean=tuple(cfg.model.input.mean),
                      std=tuple(cfg.model.input.std), mode=cfg.model.input.resize)
@@ -84,12 +85,19 @@ def cell_dataset(cfg: DictConfig) -> RecordDataset:
     if cls.root_arg is not None and d.root is None:
         raise ValueError(f"dataset.root is not set for {d.name}: {cls.root_help}")
     excluded = excluded_ids(d.get("exclude"))
+    shuffle = d.get("shuffle")
     # Excluded ids leave the listing before the range: run.n_images counts the images that remain
-    # (e.g. Alzheimer test images less a training report's validation ids).
-    span = {} if excluded else {"start": start, "stop": stop}
+    # (e.g. Alzheimer test images less a training report's validation ids).  Both, and a shuffled
+    # listing, range here over the whole dataset, so its filter must not run first.
+    reorder = bool(excluded) or shuffle is not None
+    if reorder and opts.get("single_box_only"):
+        raise ValueError("dataset.options.single_box_only ranges the listing by id before filtering; it cannot be "
+                         "combined with dataset.exclude or dataset.shuffle: leave those unset")
+    span = {} if reorder else {"start": start, "stop": stop}
     dataset = build_dataset(d.name, root=d.root, preprocess=pre, **span, **opts)
-    if excluded:
-        dataset.records = select_records([rec for rec in dataset.records if rec.id not in excluded], start, stop)
+    if reorder:
+        dataset.records = select_records([rec for rec in dataset.records if rec.id not in excluded], start, stop,
+                                         shuffle=shuffle)
     if not dataset.records:
         raise ValueError(f"no images to run: {d.name} has none in run.start={start}, run.n_images={cfg.run.n_images}"
                          f"{' less dataset.exclude' if excluded else ''}; widen the range or check dataset.options")
@@ -148,12 +156,13 @@ def cell_identity(cfg: DictConfig, model_cfg: DictConfig, options: dict) -> dict
     """Everything that changes a cell's rows, resolved for its method: the model's builder, weights
     (a checkpoint by its content, not its path), input and the layer this method hooks; the method's
     options; the dataset, seed and metrics. Not the model's settings for other methods, nor the
-    batch size, chunk size, device or image range."""
+    batch size, chunk size, device or image range (nor ``dataset.shuffle``)."""
     keep = {k: v for k, v in options.items() if k != "chunk_size"}
     model = {k: OmegaConf.to_container(model_cfg, resolve=True)[k] for k in MODEL_IDENTITY}
     model["layer"] = asdict(zoo.layer_spec(model_cfg, cfg.method.name))
     model["checkpoint_sha256"] = file_sha256(model_cfg.checkpoint) if model_cfg.checkpoint else None
-    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+    # dataset.shuffle, like the range, picks images and changes no row
+    dataset = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items() if k != "shuffle"}
     return {"model": model, "method": {"name": cfg.method.name, **keep},
             "dataset": dataset, "seed": int(cfg.run.seed), "metrics": OmegaConf.to_container(cfg.metrics)}
 

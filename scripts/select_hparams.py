@@ -37,7 +37,7 @@ EVALUATED = 1000  # App. A: "we evaluated on 1,000 images from the validation se
 
 def selection_dataset(cfg, val_ids: Path | None = None, evaluated: int = EVALUATED) -> RecordDataset:
     """The images Alg. 2-3 select on, disjoint from those the tables evaluate: the ids in ``val_ids``
-    when given (then ``run.start``/``run.n_images`` range over those ids, sorted), else the range from
+    when given (then ``run.start``/``run.n_images`` range over those ids, in ``dataset.shuffle``'s order), else the range from
     ``run.start``, which must not start before ``evaluated`` (the tables' range [0, evaluated))."""
     if val_ids is not None:
         dataset = cell_dataset(OmegaConf.merge(cfg, {"run": {"start": 0, "n_images": None}}))
@@ -47,7 +47,8 @@ def selection_dataset(cfg, val_ids: Path | None = None, evaluated: int = EVALUAT
             raise ValueError(f"{len(missing)} of the {len(keep)} ids in {val_ids} are not in the {cfg.dataset.name} "
                              f"images (e.g. {sorted(missing)[0]!r}); check dataset.options.split")
         stop = None if cfg.run.n_images is None else int(cfg.run.start) + int(cfg.run.n_images)
-        dataset.records = select_records([rec for rec in dataset.records if rec.id in keep], int(cfg.run.start), stop)
+        dataset.records = select_records([rec for rec in dataset.records if rec.id in keep], int(cfg.run.start), stop,
+                                         shuffle=cfg.dataset.get("shuffle"))
         return dataset
     dataset = cell_dataset(cfg)
     if int(cfg.run.start) < evaluated:
@@ -76,7 +77,8 @@ def select(overrides: list[str], ks=DEFAULT_KS, val_ids: Path | None = None, eva
     return {"model": model_cfg.name, "k": sel.k, "r": sel.r, "tau": sel.tau, "ks": sel.ks, "proxy": sel.proxy,
             "curvature": sel.curvature, "n_images": sum(len(b) for b in batches), "dataset": cfg.dataset.name,
             "paper": {"k": paper["k"], "r": paper["r"], "tau": paper["tau"]}, "provenance": provenance(device),
-            "overrides": overrides, "val_ids": None if val_ids is None else str(val_ids)}
+            "overrides": overrides, "val_ids": None if val_ids is None else str(val_ids),
+            "shuffle": cfg.dataset.get("shuffle"), "ids": [rec.id for rec in dataset.records]}
 
 
 def render(folder: Path, out: Path) -> pd.DataFrame:
@@ -109,7 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{cell_model_config(compose(args.overrides)).name}.json"
     done = json.loads(path.read_text()) if path.exists() else {}
-    same = {"overrides": args.overrides, "ks": args.ks, "val_ids": None if args.val_ids is None else str(args.val_ids)}
+    same = {"overrides": args.overrides, "ks": args.ks, "val_ids": None if args.val_ids is None else str(args.val_ids),
+            "shuffle": compose(args.overrides).dataset.get("shuffle")}
     if not args.force and all(done.get(k) == v for k, v in same.items()):
         print(f"{path}: already selected with these arguments (--force selects again)")
     else:

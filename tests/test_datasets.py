@@ -16,7 +16,7 @@ from torchvision import transforms as T
 
 from benchmarks.data import (
     ALZHEIMER_CLASSES, AlzheimerFolder, AlzheimerHF, ILSVRCVal, Preprocess, SyntheticObjects, alzheimer_mri,
-    build_dataset, collate,
+    build_dataset, collate, select_records,
 )
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -241,6 +241,31 @@ def test_alzheimer_folder_counts(split):
     if split == "train":
         assert len(ds) == 5121
     assert all(ds.labels[k] == ALZHEIMER_CLASSES.index(i.split("/")[1]) for k, i in enumerate(ds.ids))
+
+
+@needs_alz
+def test_shuffled_alzheimer_test_images_are_a_random_sample_of_every_class():
+    """By id, the first 100 test images are nearly all MildDemented (class folders sort first); the runner's
+    shuffled listing (conf/dataset/alzheimer.yaml) gives a sample close to the split's class shares, nested
+    in longer ranges, and the same after other images leave the listing."""
+    from benchmarks.api import cell_dataset, compose
+
+    cfg = compose(["model=resnet18", "dataset=alzheimer", f"dataset.root={ALZ}", "run.n_images=100"])
+    assert cfg.dataset.shuffle is not None
+    split = Counter(alzheimer_mri(ALZ, "test").labels)
+    by_id = Counter(alzheimer_mri(ALZ, "test", stop=100).labels)
+    sample = cell_dataset(cfg)
+    shares = Counter(sample.labels)
+    assert by_id[0] / 100 > 0.8 and by_id[3] == 0  # MildDemented, VeryMildDemented
+    n = sum(split.values())
+    for k in (0, 2, 3):  # within 4 binomial standard deviations of the split's share
+        p = split[k] / n
+        assert abs(shares[k] / 100 - p) < 4 * (p * (1 - p) / 100) ** 0.5, (ALZHEIMER_CLASSES[k], shares, split)
+    twenty = cell_dataset(compose(["model=resnet18", "dataset=alzheimer", f"dataset.root={ALZ}", "run.n_images=20"]))
+    assert twenty.ids == sample.ids[:20]
+    records = list(sample.records)
+    assert [r.id for r in select_records(records[::2], shuffle=cfg.dataset.shuffle)] == sample.ids[::2]
+    assert select_records(records, shuffle=1) != select_records(records, shuffle=0)
 
 
 @needs_alz

@@ -127,6 +127,21 @@ def test_excluded_ids_are_left_out(tmp_path):
         run_cell(cfg_for(tmp_path, "model=tiny_cnn", "method=gradcam", f"+dataset.exclude={tmp_path / 'nope.txt'}"))
 
 
+def test_a_shuffled_listing_samples_images_of_the_same_cell(tmp_path):
+    """dataset.shuffle picks which images a range holds, not their rows: the cell (hash) is the same."""
+    by_id = run_cell(cfg_for(tmp_path, "model=tiny_cnn", "method=gradcam", "run.n_images=3"), progress=False)
+    shuffled = run_cell(cfg_for(tmp_path, "model=tiny_cnn", "method=gradcam", "run.n_images=3", "+dataset.shuffle=0"),
+                        progress=False)
+    assert list(by_id["id"]) == ["synthetic_000000", "synthetic_000001", "synthetic_000002"]
+    assert list(shuffled["id"]) != list(by_id["id"])
+    assert len(list((tmp_path / "synthetic" / "tiny_cnn" / "gradcam").iterdir())) == 1
+    common = by_id.merge(shuffled, on="id", suffixes=("", "_again"))
+    np.testing.assert_array_equal(common["p_masked"], common["p_masked_again"])
+    with pytest.raises(ValueError, match="single_box_only"):
+        runner.cell_dataset(compose(["dataset=ilsvrc", f"dataset.root={tmp_path}", "dataset.shuffle=0",
+                                     "dataset.options.single_box_only=true"]))
+
+
 def alzheimer_folder(root, broken: bool = True):
     """A tiny Alzheimer image folder: one readable test image and (``broken``) one unreadable."""
     from PIL import Image

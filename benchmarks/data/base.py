@@ -11,6 +11,7 @@ count them in its summary.  :meth:`RecordDataset.scan` finds them all up front;
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from typing import Any, Callable, ClassVar, Literal, NamedTuple, Sequence
 
@@ -133,14 +134,22 @@ def collate(samples: Sequence[Sample]) -> Batch:
     )
 
 
+def shuffle_key(image_id: str, seed: int) -> str:
+    """A record's place in the listing shuffled with ``seed``: the SHA-256 of seed and id, so the order
+    is the same on every platform and version, and leaving records out keeps the others' order."""
+    return hashlib.sha256(f"{int(seed)}:{image_id}".encode()).hexdigest()
+
+
 def select_records(records: Sequence[Record], start: int = 0, stop: int | None = None,
-                   single_box_only: bool = False) -> list[Record]:
-    """Records sorted by id, then the index range [start, stop) of that full listing, then (if asked)
-    only those annotated with exactly one box.  Ranging before filtering keeps a single-box run on
-    the same images as the unfiltered run with the same range (the paper's EP/LE protocol)."""
+                   single_box_only: bool = False, shuffle: int | None = None) -> list[Record]:
+    """Records sorted by id (or, with a ``shuffle`` seed, by :func:`shuffle_key`), then the index range
+    [start, stop) of that full listing, then (if asked) only those annotated with exactly one box.
+    Ranging before filtering keeps a single-box run on the same images as the unfiltered run with the
+    same range (the paper's EP/LE protocol).  Shuffled, a range is a simple random sample, nested in
+    any longer range from the same start."""
     if start < 0 or (stop is not None and stop < start):
         raise ValueError(f"need 0 <= start <= stop, got start={start}, stop={stop}")
-    ordered = sorted(records, key=lambda r: r.id)
+    ordered = sorted(records, key=lambda r: r.id if shuffle is None else shuffle_key(r.id, shuffle))
     ids = [r.id for r in ordered]
     if len(set(ids)) != len(ids):
         raise ValueError("dataset ids are not unique")
