@@ -76,7 +76,8 @@ sweep-alzheimer: install need-alz
 table1: install need-ilsvrc
 	$(PY) -m scripts.table1 model=resnet18 dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) run.n_images=$(N) run.device=$(DEVICE) --out $(RESULTS)/tables
 # Alg. 2-3 select on images the tables do not evaluate: ILSVRC's SELECT_N images after the evaluated
-# [0, N); on Alzheimer, the first SELECT_N of each training report's validation ids (left out of Table 7).
+# [0, N); on Alzheimer, SELECT_N of each training report's validation ids (left out of Table 7), the first in
+# dataset.shuffle's random order.
 SELECT_N ?= $(N)
 .PHONY: table3-alzheimer reproduction-figures reproduction-table3 reproduction-tables
 table3: install need-ilsvrc
@@ -172,8 +173,8 @@ reproduction-figures: install
 	$(FIGS) fig5 $(FIG_LITE0) run.out_dir=$(RESULTS)/runs-ablation --images $(FIG5_IMAGES) --run
 
 # Table 3 (Alg. 2-3, Eq. 10) for the reproduction's models on SELECT_IMAGES images each, disjoint from
-# the evaluated ones: ILSVRC images after each Lite's evaluated range (Lite0: 200, Lite1/2: 100), the
-# first of each Alzheimer model's validation ids.
+# the evaluated ones: ILSVRC images after each Lite's evaluated range (Lite0: 200, Lite1/2: 100), a random
+# sample of each Alzheimer model's validation ids.
 SELECT_IMAGES ?= 20
 reproduction-table3: install
 	for m in $$(echo $(LITES) | tr , ' '); do n=$$([ $$m = efficientnet_lite0 ] && echo 200 || echo 100); \
