@@ -124,8 +124,9 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
 
 
 def load_split(cfg: DictConfig, split: str) -> RecordDataset:
-    """The whole ``split`` with the runner's preprocessing (and its errors for a missing root)."""
-    return cell_dataset(OmegaConf.merge(cfg, {"dataset": {"options": {"split": split}},
+    """The whole ``split`` with the runner's preprocessing (and its errors for a missing root), listed by
+    id: the seeded validation draw indexes this listing, so ``dataset.shuffle`` must not reorder it."""
+    return cell_dataset(OmegaConf.merge(cfg, {"dataset": {"options": {"split": split}, "shuffle": None},
                                              "run": {"start": 0, "n_images": None}}))
 
 
