@@ -37,8 +37,9 @@ EVALUATED = 1000  # App. A: "we evaluated on 1,000 images from the validation se
 
 def selection_dataset(cfg, val_ids: Path | None = None, evaluated: int = EVALUATED) -> RecordDataset:
     """The images Alg. 2-3 select on, disjoint from those the tables evaluate: the ids in ``val_ids``
-    when given (then ``run.start``/``run.n_images`` range over those ids, in ``dataset.shuffle``'s order), else the range from
-    ``run.start``, which must not start before ``evaluated`` (the tables' range [0, evaluated))."""
+    when given (then ``run.start``/``run.n_images`` range over those ids, in ``dataset.shuffle``'s order),
+    else the range from ``run.start``, which must not start before ``evaluated`` (the tables' range
+    [0, evaluated))."""
     if val_ids is not None:
         dataset = cell_dataset(OmegaConf.merge(cfg, {"run": {"start": 0, "n_images": None}}))
         keep = excluded_ids(str(val_ids))
