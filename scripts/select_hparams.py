@@ -110,10 +110,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     folder = args.out / "table3"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{cell_model_config(compose(args.overrides)).name}.json"
+    cfg = compose(args.overrides)
+    path = folder / f"{cell_model_config(cfg).name}.json"
     done = json.loads(path.read_text()) if path.exists() else {}
     same = {"overrides": args.overrides, "ks": args.ks, "val_ids": None if args.val_ids is None else str(args.val_ids),
-            "shuffle": compose(args.overrides).dataset.get("shuffle")}
+            "shuffle": cfg.dataset.get("shuffle")}
     if not args.force and all(done.get(k) == v for k, v in same.items()):
         print(f"{path}: already selected with these arguments (--force selects again)")
     else:
