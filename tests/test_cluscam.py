@@ -1,6 +1,7 @@
 """ClusCAM (Alg. 1) against an explicit per-image reference, its invariants and a known answer."""
 import functools
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -310,6 +311,20 @@ def test_bf16_scores_the_fp32_partition():
     assert float(sal.min()) >= 0 and float(sal.max()) == 1 and cam.last_passes.forward == 7
     with pytest.raises(ValueError, match="precision"):
         ClusCAM(model, "6", precision="fp16")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_without_native_bf16_warns(monkeypatch, native):
+    import cluscam.base as base
+
+    monkeypatch.setattr(base, "native_cpu_bf16", lambda: native)
+    cam = ClusCAM(small_cnn(5), "6", k=3, precision="bf16")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cam(torch.randn(1, 3, 16, 16))
+    slow = [w for w in caught if "without native bf16" in str(w.message)]
+    assert bool(slow) is not native
+    assert all(w.category is RuntimeWarning for w in slow)
 
 
 def test_bf16_gradient_method_captures_in_bf16():
