@@ -199,11 +199,12 @@ class Explainer(ABC):
         float32, so that e.g. ClusCAM's partition is exactly the fp32 one and only the scores see
         bf16.  Everything else, clustering and map arithmetic included, stays in float32."""
         bf16 = self.precision == "bf16" and (self.uses_gradients or not capture)
-        if bf16 and self.device.type == "cpu" and not native_cpu_bf16():
+        device = self.device.type
+        if bf16 and device == "cpu" and not native_cpu_bf16():
             warnings.warn("precision='bf16' on a CPU without native bf16 (AVX512-BF16 or AMX) is emulated and "
                           "several times slower than fp32 here; use precision='fp32' (run.precision=fp32)",
                           RuntimeWarning, stacklevel=2)
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
+        return torch.autocast(device, dtype=torch.bfloat16, enabled=bf16)
 
     def logits(self, x: torch.Tensor, capture: bool = False) -> torch.Tensor:
         """A counted whole-model forward pass (``capture``: the pass that captures the layer)."""
