@@ -199,7 +199,7 @@ def _explain(store: CellStore, images: Subset, device: torch.device, cfg: DictCo
              progress: bool) -> None:
     """Explain ``images`` batch by batch into ``store`` (whose folder appears with the first batch)."""
     store.open(provenance(device))
-    model = cell_model(cfg, device).to(memory_format=zoo.memory_format(model_cfg, cfg.run.precision))
+    model = cell_model(cfg, device).to(memory_format=zoo.memory_format(model_cfg, cfg.run.precision, device))
     explainer = cell_explainer(cfg, model)
     loader = DataLoader(images, batch_size=int(cfg.run.batch_size), collate_fn=collate,
                         num_workers=int(cfg.run.workers), pin_memory=device.type == "cuda")

@@ -181,9 +181,9 @@ def setup(name: str, args: argparse.Namespace, device: torch.device) -> Setup:
     x = bench_inputs(cfg, args.inputs, args.batch, size).to(device)
     roof = max(args.batch, args.chunk if args.chunk != "auto" else auto_chunk_size(model, x[:1]))
     precisions = ["fp32", "bf16"] if args.bf16 else ["fp32"]
-    roofline = {p: forward_throughput(model.to(memory_format=zoo.memory_format(cfg, p)), cycled(x, roof),
+    roofline = {p: forward_throughput(model.to(memory_format=zoo.memory_format(cfg, p, device)), cycled(x, roof),
                                       bf16=p == "bf16") for p in precisions}
-    model = model.to(memory_format=torch.contiguous_format)
+    model = model.to(memory_format=zoo.memory_format(cfg, "fp32", device))
     return Setup(name, cfg, model, x, precisions, roofline, roof)
 
 
@@ -201,7 +201,7 @@ def method_rows(s: Setup, method: str, args: argparse.Namespace) -> list[dict]:
     maps, rows = {}, []  # each precision's maps of the timed call; fp32's are the bf16 reference
     for precision in s.precisions:
         # Module.to(memory_format) converts the model in place: each explainer sets it before use
-        model = s.model.to(memory_format=zoo.memory_format(s.cfg, precision))
+        model = s.model.to(memory_format=zoo.memory_format(s.cfg, precision, device))
         cam = create_explainer(method, model, layer, chunk_size=args.chunk, precision=precision, **opts)
         peak_gib(device, reset=True)
         seconds = timed(lambda: maps.__setitem__(precision, cam(s.x)), device) / len(s.x)
@@ -216,7 +216,7 @@ def method_rows(s: Setup, method: str, args: argparse.Namespace) -> list[dict]:
             diff = (maps["bf16"] - maps["fp32"]).abs()
             row["max_abs_diff_vs_fp32"], row["mean_abs_diff_vs_fp32"] = float(diff.max()), float(diff.mean())
         rows.append(row)
-    s.model.to(memory_format=torch.contiguous_format)  # the references run on the fp32 layout
+    s.model.to(memory_format=zoo.memory_format(s.cfg, "fp32", device))  # the references run on the fp32 layout
     return rows
 
 

@@ -167,11 +167,14 @@ def create_model(cfg_or_name: ModelConfig, *, pretrained: bool | None = None, ch
     return model.eval()
 
 
-def memory_format(cfg_or_name: ModelConfig, precision: str) -> torch.memory_format:
-    """The layout that suits ``precision``: channels-last for a CNN in bf16 (tensor-core convolutions),
-    else contiguous."""
+def memory_format(cfg_or_name: ModelConfig, precision: str, device: torch.device | str) -> torch.memory_format:
+    """The layout that suits ``precision`` on ``device``: channels-last for a CNN in bf16 (tensor-core
+    convolutions) or on a CPU (oneDNN's NHWC convolutions: 1.4-1.7x the fp32 forward throughput of
+    ResNet-18/50 and EfficientNet-Lite0/2 at batch 64 on a 2-core x86-64 CPU, 2026-12-02), else
+    contiguous (a GPU's fp32 layout, unmeasured in channels-last)."""
     cnn = _config(cfg_or_name).family == "cnn"
-    return torch.channels_last if precision == "bf16" and cnn else torch.contiguous_format
+    return torch.channels_last if cnn and (precision == "bf16" or torch.device(device).type == "cpu") \
+        else torch.contiguous_format
 
 
 def _build(cfg: DictConfig, num_classes: int) -> nn.Module:

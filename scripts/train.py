@@ -315,7 +315,7 @@ def train(cfg: DictConfig, opts: TrainOptions, command: str = "") -> tuple[nn.Mo
     device, precision = resolve_device(cfg.run.device), str(cfg.run.precision)
     splits = make_splits(cfg, opts)
     model, model_cfg, init = initial_model(cfg, device)
-    model = model.to(memory_format=zoo.memory_format(model_cfg, precision))
+    model = model.to(memory_format=zoo.memory_format(model_cfg, precision, device))
     # Decoded after the model is built: their DataLoaders draw from the generator its init seeded.
     data = {name: decode(subset, int(cfg.run.workers), device) for name, subset in splits.items()}
     classes = list(splits["train"].dataset.classes)

@@ -11,6 +11,7 @@ import torch
 
 from baselines import METHODS, method_class
 from benchmarks import api as runner
+from benchmarks import zoo
 from benchmarks.provenance import resolve_device
 from benchmarks.api import compose, run_cell
 
@@ -42,7 +43,8 @@ def test_vit_token_grouping(tmp_path):
     assert len(rows) == 6 and (rows["forward"] == 1 + 8).all()
 
 
-def test_bf16_runs_a_cnn_channels_last(tmp_path, monkeypatch):
+def spy_layouts(monkeypatch) -> list[bool]:
+    """Whether each explainer the runner creates gets a channels-last CNN."""
     layouts = []
     real = runner.create_explainer
 
@@ -52,11 +54,29 @@ def test_bf16_runs_a_cnn_channels_last(tmp_path, monkeypatch):
         return real(name, model, *args, **kwargs)
 
     monkeypatch.setattr(runner, "create_explainer", spy)
+    return layouts
+
+
+def test_a_cnn_runs_channels_last_in_bf16_and_on_a_cpu(tmp_path, monkeypatch):
+    layouts = spy_layouts(monkeypatch)
     bf16 = run_cell(cfg_for(tmp_path / "bf16", "model=tiny_cnn", "method=gradcam", "run.precision=bf16"), progress=False)
-    fp32 = run_cell(cfg_for(tmp_path / "fp32", "model=tiny_cnn", "method=gradcam"), progress=False)
-    assert layouts == [True, False]
+    fp32 = run_cell(cfg_for(tmp_path / "fp32", "model=tiny_cnn", "method=gradcam", "run.device=cpu"), progress=False)
+    assert layouts == [True, True]
     assert (bf16["status"] == "ok").all()
     np.testing.assert_allclose(bf16["ep"], fp32["ep"], atol=0.05)  # the same maps up to bf16 rounding
+    assert zoo.memory_format("tiny_cnn", "fp32", "cuda") == torch.contiguous_format
+    assert zoo.memory_format("tiny_vit", "bf16", "cpu") == torch.contiguous_format
+
+
+@pytest.mark.parametrize("method", ["gradcam", "scorecam"])
+def test_the_cpu_layout_leaves_the_rows_unchanged(tmp_path, monkeypatch, method):
+    layouts = spy_layouts(monkeypatch)
+    overrides = ("model=tiny_cnn", f"method={method}", "run.device=cpu")
+    nhwc = run_cell(cfg_for(tmp_path / "nhwc", *overrides), progress=False)
+    monkeypatch.setattr(zoo, "memory_format", lambda *args: torch.contiguous_format)
+    nchw = run_cell(cfg_for(tmp_path / "nchw", *overrides), progress=False)
+    assert layouts == [True, False]
+    pd.testing.assert_frame_equal(nhwc[STABLE], nchw[STABLE], check_exact=False, rtol=1e-4, atol=1e-5)
 
 
 def test_interrupted_run_resumes_to_the_same_rows(tmp_path, monkeypatch):

@@ -133,8 +133,11 @@ def test_returned_model_is_the_saved_state(root, tmp_path):
     model_cfg = zoo.model_config("tiny_cnn")
     model_cfg.num_classes = 4
     loaded = zoo.create_model(model_cfg, checkpoint=report["checkpoint"])
+    state = model.state_dict()
+    assert all(torch.equal(v, state[k]) for k, v in loaded.state_dict().items())
     x = torch.randn(3, 3, 64, 64)
-    with torch.no_grad():
+    with torch.no_grad():  # trained on the CPU's layout (channels-last): compare outputs in it
+        loaded = loaded.to(memory_format=zoo.memory_format(model_cfg, "fp32", "cpu"))
         torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
 
 
