@@ -1,6 +1,7 @@
 """Reading finished cells back: every per-image row of a runs folder in one long table."""
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -49,6 +50,24 @@ def parse_where(items: Sequence[str]) -> dict[str, str]:
     if bad:
         raise ValueError(f"--where takes KEY=VALUE, got {' '.join(bad)}")
     return dict(w.split("=", 1) for w in items)
+
+
+def add_row_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options shared by what renders rows (tables, claims): the runs folder, ``--where`` and the bootstrap's."""
+    parser.add_argument("--runs", required=True, help="the runner's out_dir (<dataset>/<model>/<method>/<hash>/)")
+    parser.add_argument("--where", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="use only the cells whose config.json has these values (dotted keys, e.g. "
+                             "dataset.options.single_box_only=false), when a dataset/model/method has several cells")
+    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+
+
+def where_argument(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:
+    """``args.where`` parsed; a usage error through ``parser`` when malformed."""
+    try:
+        return parse_where(args.where)
+    except ValueError as err:
+        parser.error(str(err))
 
 
 def cell_config(cell: Path) -> dict:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from benchmarks.results import cell_config, load_rows, parse_where
+from benchmarks.results import add_row_arguments, cell_config, load_rows, where_argument
 from scripts import paper
 from scripts.tables import (CONFIDENCE, FAMILIES, LEVEL, LOCALIZATION, LOWER_BETTER, MODELS, OPTIONAL, REQUIRED, Stats,
                             bootstrap_means, cell_stats, common_ids, dataset_label, factor, family_of, interval,
@@ -599,19 +599,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", required=True, help="the runner's out_dir (<dataset>/<model>/<method>/<hash>/)")
+    add_row_arguments(parser)
     parser.add_argument("--out", default="results/REPRODUCTION.md", help="the report's path")
-    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--min-images", type=int, default=10, help="fewest paired images per architecture")
-    parser.add_argument("--where", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="use only the cells whose config.json has these values (dotted keys), when a "
-                             "dataset/model/method has several cells")
     args = parser.parse_args(argv)
-    try:
-        where = parse_where(args.where)
-    except ValueError as err:
-        parser.error(str(err))
+    where = where_argument(parser, args)
     try:
         data = read_rows(args.runs, where)
         text = report(data, args.runs, "python -m scripts.claims " + shlex.join(argv), args.resamples, args.seed,

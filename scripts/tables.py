@@ -35,6 +35,7 @@ import pandas as pd
 
 from baselines import METHODS, method_class
 from benchmarks.data import DATASETS
+from benchmarks.results import add_row_arguments, load_rows, where_argument
 MODELS = {"resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-50", "resnet101": "ResNet-101",
           "efficientnet_b0": "EfficientNet", "inception_v3": "InceptionV3", "vit_b_16": "ViT-B", "vit_ti_16": "ViT-Ti",
           "swin_b": "Swin-B",
@@ -643,25 +644,14 @@ def write_tables(rows: pd.DataFrame, out: str | Path, tables: Sequence[str] = TA
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", required=True, help="the runner's out_dir (<dataset>/<model>/<method>/<hash>/)")
+    add_row_arguments(parser)
     parser.add_argument("--out", default="results/tables", help="folder for the tables")
     parser.add_argument("--tables", nargs="+", default=list(TABLES), choices=TABLES)
-    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    parser.add_argument("--where", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="use only the cells whose config.json has these values (dotted keys, e.g. "
-                             "dataset.options.single_box_only=false), when a dataset/model/method has several cells")
     parser.add_argument("--methods", nargs="+", default=None,
                         help="only these methods' cells (e.g. to compare the others on more images than a slow "
                              "method has run on); the footer names the methods left out")
     args = parser.parse_args(argv)
-    from benchmarks.results import load_rows, parse_where
-
-    try:
-        where = parse_where(args.where)
-    except ValueError as err:
-        parser.error(str(err))
-    every = load_rows(args.runs, where=where)
+    every = load_rows(args.runs, where=where_argument(parser, args))
     rows = every[every["method"].isin(args.methods)] if args.methods else every
     left_out = sorted(set(every["method"]) - set(rows["method"]))
     notes = [f"Left out of this rendering (--methods): {', '.join(map(method_label, left_out))}."] if left_out else []
