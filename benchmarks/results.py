@@ -10,13 +10,14 @@ import pandas as pd
 
 from benchmarks.store import CONFIG, ROWS, read_cell_rows
 
-CELL_COLUMNS = ("dataset", "model", "method", "cell", "commit", "date", "precision")
+CELL_COLUMNS = ("dataset", "model", "method", "cell", "commit", "started", "date", "precision")
 
 
 def load_rows(out_dir: str | Path, only_ok: bool = True, where: Mapping[str, str] | None = None) -> pd.DataFrame:
     """All rows under ``out_dir/<dataset>/<model>/<method>/<cell>/rows.csv`` (one per image id, paths
-    relative to the dataset root) with the cell's dataset, model, method, config hash and its latest
-    provenance (commit, date; each row keeps its own ``device``) and precision (``method.precision``
+    relative to the dataset root) with the cell's dataset, model, method, config hash, its provenance
+    (``commit``: the commits of every session that wrote its rows, space-separated in order; ``started``
+    and ``date``: its first and last session's dates; each row keeps its own ``device``) and precision (``method.precision``
     of its config: fp32 unless bf16 was asked).  ``only_ok`` drops the rows of
     unreadable images; ``where`` keeps the cells whose ``config.json`` has these values (dotted keys,
     e.g. ``{"dataset.options.single_box_only": "false"}``)."""
@@ -30,12 +31,15 @@ def load_rows(out_dir: str | Path, only_ok: bool = True, where: Mapping[str, str
         if rows.empty:
             continue
         dataset, model, method = cell.parts[-4:-1]
-        prov = _last_provenance(cell)
+        sessions = _provenance(cell)
         rows.insert(0, "dataset", dataset)
         rows.insert(1, "model", model)
         rows.insert(2, "method", method)
         rows.insert(3, "cell", cell.name)
-        rows["commit"], rows["date"] = prov.get("commit", "unknown"), prov.get("date", "unknown")
+        commits = dict.fromkeys(str(s.get("commit", "unknown")) for s in sessions)
+        rows["commit"] = " ".join(commits) or "unknown"
+        rows["started"], rows["date"] = (sessions[0].get("date", "unknown"), sessions[-1].get("date", "unknown")) \
+            if sessions else ("unknown", "unknown")
         rows["precision"] = str(config.get("method.precision", "fp32"))
         frames.append(rows)
     if not frames:
@@ -98,9 +102,9 @@ def _flatten(tree: Mapping, prefix: str = "") -> dict:
     return out
 
 
-def _last_provenance(cell: Path) -> dict:
+def _provenance(cell: Path) -> list[dict]:
+    """The cell's sessions in order: one line of ``provenance.jsonl`` per session that wrote rows
+    (benchmarks.store writes it with the session's first part)."""
     path = cell / "provenance.jsonl"
-    if not path.exists():
-        return {}
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    return json.loads(lines[-1]) if lines else {}
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [json.loads(line) for line in lines if line.strip()]

@@ -135,13 +135,15 @@ def cell_stats(rows: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> Stat
     if missing:
         raise ValueError(f"result rows lack columns {missing}; pass the table of benchmarks.results.load_rows(out_dir)")
     rows = rows.assign(**{c: v for c, v in OPTIONAL.items() if c not in rows})
+    rows = rows if "started" in rows else rows.assign(started=rows["date"])
     rows, trimmed = common_ids(select_cells(rows))
     cells = {}
     metrics = CONFIDENCE + LOCALIZATION
     for key, g in rows.groupby(KEYS, sort=False):
         values, single = metric_values(g)
         boot = bootstrap_means(values, resamples, seed + zlib.crc32(f"{key[0]}/{key[1]}".encode()))
-        rec = {"cell": str(g["cell"].iloc[0]), "commit": str(g["commit"].iloc[0]), "date": str(g["date"].iloc[0]),
+        rec = {"cell": str(g["cell"].iloc[0]), "commits": str(g["commit"].iloc[0]).split(),
+               "started": str(g["started"].iloc[0]), "date": str(g["date"].iloc[0]),
                "devices": sorted(set(g["device"].astype(str))), "n": len(g), "n_box1": int(single.sum()),
                "precision": str(g["precision"].iloc[0]),
                "seconds": g["seconds"].mean(), "fp": (g["forward"] + g["partial"]).mean(), "bp": g["backward"].mean()}
@@ -537,7 +539,7 @@ def table_meta(table: Table, stats: Stats, commit: str = "unknown") -> dict:
     dates, missing cells, the cells cut to the common image set and the commit it was rendered at."""
     used = {k: stats.cells[k] for k in table.keys if k in stats.cells}
     models = list(dict.fromkeys(m for _, m, _ in table.keys))
-    dates = sorted(r["date"] for r in used.values())
+    dates = sorted(d for r in used.values() for d in (r["started"], r["date"]))
     return {
         "table": table.name, "title": table.title,
         "images_per_cell": {label: {"min": min((r[c] for r in used.values()), default=0),
@@ -546,7 +548,7 @@ def table_meta(table: Table, stats: Stats, commit: str = "unknown") -> dict:
         "datasets": list(dict.fromkeys(d for d, _, _ in table.keys)), "models": models,
         "model_names": [MODELS.get(m, m) for m in models],
         "methods": list(dict.fromkeys(meth for _, _, meth in table.keys)),
-        "commits": sorted({short_commit(r["commit"]) for r in used.values()}),
+        "commits": sorted({short_commit(c) for r in used.values() for c in r["commits"]}),
         "devices": sorted({d for r in used.values() for d in r["devices"]}),
         "dates": [dates[0], dates[-1]] if dates else [],
         "missing": ["/".join(k) for k in table.keys if k not in stats.cells],
@@ -555,7 +557,8 @@ def table_meta(table: Table, stats: Stats, commit: str = "unknown") -> dict:
         "rendered_at": commit,
         "cells": [{"dataset": d, "model": m, "method": meth, "cell": r["cell"], "images": r["n"],
                    "single_box_images": r["n_box1"], "averaged": {label: r[c] for c, label in table.counts.items()},
-                   "commit": r["commit"], "date": r["date"], "devices": r["devices"], "precision": r["precision"]}
+                   "commits": r["commits"], "started": r["started"], "date": r["date"], "devices": r["devices"],
+                   "precision": r["precision"]}
                   for (d, m, meth), r in used.items()],
         "bootstrap": {"resamples": stats.resamples, "seed": stats.seed, "level": LEVEL, "kind": "percentile"},
         "notes": table.notes,
@@ -604,7 +607,8 @@ def footer(meta: dict) -> list[str]:
         lines.append(f"Cells not in fp32 (run.precision, admitted by scripts/precision.py's paired check against fp32 "
                      f"on the same images): {', '.join(low)} ({', '.join(sorted(set(low.values())))}); "
                      f"their seconds per image are not comparable with the fp32 cells'.")
-    dirty = [f"{c['dataset']}/{c['model']}/{c['method']}" for c in meta["cells"] if c["commit"].endswith("+dirty")]
+    dirty = [f"{c['dataset']}/{c['model']}/{c['method']}" for c in meta["cells"]
+             if any(commit.endswith("+dirty") for commit in c["commits"])]
     if dirty:
         lines.append(f"Rows written from a working tree with uncommitted changes: {', '.join(dirty)}.")
     if meta["rendered_at"].endswith("+dirty"):

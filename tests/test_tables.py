@@ -309,7 +309,9 @@ def test_table2_intervals_contain_family_means():
 
 # -- runs folder, duplicates, CLI ---------------------------------------------------------------------------
 def write_runs(root, rows: pd.DataFrame, provenance: dict, configs: dict | None = None) -> None:
-    """A runs folder of ``rows``' cells; ``configs``: cell -> its config.json (default: single_box_only false)."""
+    """A runs folder of ``rows``' cells, each written by two sessions: an earlier one (commit 0ld5e55,
+    2024-12-31) and ``provenance`` (at the rows' date); ``configs``: cell -> its config.json (default:
+    single_box_only false)."""
     for (d, m, meth, cell), g in rows.groupby(["dataset", "model", "method", "cell"]):
         folder = root / d / m / meth / cell
         folder.mkdir(parents=True)
@@ -317,7 +319,7 @@ def write_runs(root, rows: pd.DataFrame, provenance: dict, configs: dict | None 
                                                                                         index=False)
         config = (configs or {}).get(cell, {"dataset": {"options": {"single_box_only": False}}})
         (folder / "config.json").write_text(json.dumps(config))
-        (folder / "provenance.jsonl").write_text(json.dumps({"commit": "old", "device": "x", "date": "2024"}) + "\n"
+        (folder / "provenance.jsonl").write_text(json.dumps({"commit": "0ld5e55ion", "device": "x", "date": "2024-12-31T00:00:00+00:00"}) + "\n"
                                                  + json.dumps({**provenance, "date": g["date"].iloc[0]}) + "\n")
 
 
@@ -341,9 +343,12 @@ def test_cli_refuses_several_cells_and_selects_by_config(tmp_path):
         f"table{t}{s}" for t in "46" for s in (".md", ".tex", ".csv", ".meta.json"))
     md = (out / "table6.md").read_text()
     assert md_cells(md)["ClusCAM (Ours)", "ResNet-18 AD (↓)"] == "**5.00**"  # the selected cell's value
-    assert "Commit(s): abc1234. Device(s): Test GPU." in md and "AD, IC, AG 8–10 (min–max)." in md
+    # provenance: every session's commit, and dates from the first session's to the last's
+    assert "Commit(s): 0ld5e55, abc1234. Device(s): Test GPU." in md and "AD, IC, AG 8–10 (min–max)." in md
+    assert "Run dates: 2024-12-31T00:00:00+00:00 to 2025-01-01T00:00:00+00:00." in md  # not b0xes0's 2026
     meta = json.loads((out / "table6.meta.json").read_text())
-    assert meta["commits"] == ["abc1234"] and meta["images_per_cell"]["AG"] == {"min": 8, "max": 10}
+    assert meta["commits"] == ["0ld5e55", "abc1234"] and meta["images_per_cell"]["AG"] == {"min": 8, "max": 10}
+    assert {tuple(c["commits"]) for c in meta["cells"]} == {("0ld5e55ion", "abc1234def")}
     assert {c["cell"] for c in meta["cells"] if c["model"] == "resnet18" and c["method"] == "cluscam"} == {"aaaa"}
     with pytest.raises(SystemExit, match="single_box_only=maybe: run benchmarks.run first"):
         main([*args, "--where", "dataset.options.single_box_only=maybe"])
