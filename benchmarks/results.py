@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from benchmarks.store import CONFIG, ROWS, read_cell_rows
+from benchmarks.store import CONFIG, ROWS, read_cell_rows, read_sessions
 
 CELL_COLUMNS = ("dataset", "model", "method", "cell", "commit", "started", "date", "precision")
 
@@ -31,15 +31,15 @@ def load_rows(out_dir: str | Path, only_ok: bool = True, where: Mapping[str, str
         if rows.empty:
             continue
         dataset, model, method = cell.parts[-4:-1]
-        sessions = _provenance(cell)
+        sessions = read_sessions(cell)
         rows.insert(0, "dataset", dataset)
         rows.insert(1, "model", model)
         rows.insert(2, "method", method)
         rows.insert(3, "cell", cell.name)
         commits = dict.fromkeys(str(s.get("commit", "unknown")) for s in sessions)
         rows["commit"] = " ".join(commits) or "unknown"
-        rows["started"], rows["date"] = (sessions[0].get("date", "unknown"), sessions[-1].get("date", "unknown")) \
-            if sessions else ("unknown", "unknown")
+        first, last = (sessions[0], sessions[-1]) if sessions else ({}, {})
+        rows["started"], rows["date"] = first.get("date", "unknown"), last.get("date", "unknown")
         rows["precision"] = str(config.get("method.precision", "fp32"))
         frames.append(rows)
     if not frames:
@@ -101,10 +101,3 @@ def _flatten(tree: Mapping, prefix: str = "") -> dict:
             out[f"{prefix}{key}"] = value
     return out
 
-
-def _provenance(cell: Path) -> list[dict]:
-    """The cell's sessions in order: one line of ``provenance.jsonl`` per session that wrote rows
-    (benchmarks.store writes it with the session's first part)."""
-    path = cell / "provenance.jsonl"
-    lines = path.read_text().splitlines() if path.exists() else []
-    return [json.loads(line) for line in lines if line.strip()]

@@ -27,6 +27,7 @@ import pandas as pd
 
 ROWS = "rows.csv"
 CONFIG = "config.json"
+PROVENANCE = "provenance.jsonl"
 
 
 class CellLocked(RuntimeError):
@@ -77,6 +78,14 @@ def read_cell_rows(cell: Path) -> pd.DataFrame:
         root = json.loads((cell / CONFIG).read_text()).get("dataset", {}).get("root")
         rows["path"] = relative_paths(rows["path"], root)
     return one_row_per_id(rows, str(cell)) if "id" in rows else rows
+
+
+def read_sessions(cell: Path) -> list[dict]:
+    """The provenance of each session that wrote rows to a cell, in order (one line of its
+    ``provenance.jsonl`` each, written with the session's first part); empty when it has none."""
+    path = cell / PROVENANCE
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 PATH_KEYS = ("root", "exclude")  # the dataset's path strings, part of a cell's identity as given
@@ -167,7 +176,7 @@ class CellStore:
         self._warn_same_but_paths()
         self.parts.mkdir(parents=True, exist_ok=True)
         atomic_write(self.dir / CONFIG, json.dumps(self.identity, indent=2, sort_keys=True, default=str))
-        with open(self.dir / "provenance.jsonl", "a") as f:
+        with open(self.dir / PROVENANCE, "a") as f:
             f.write(json.dumps(self._pending) + "\n")
         self._pending = None
 

@@ -24,6 +24,7 @@ from baselines import display_name, method_class, method_names  # noqa: E402
 from benchmarks import zoo  # noqa: E402
 from benchmarks.api import cell_dataset, cell_store, compose, run_cell  # noqa: E402
 from benchmarks.metrics import summarize  # noqa: E402
+from benchmarks.store import read_sessions  # noqa: E402
 
 MODEL = "efficientnet_lite0"
 
@@ -60,10 +61,7 @@ def run_demo(out: Path, device: str = "auto", methods: Sequence[str] | None = No
 
 
 def _commit(cfg) -> str:
-    import json
-
-    lines = (cell_store(cfg).dir / "provenance.jsonl").read_text().splitlines()
-    return json.loads(lines[-1])["commit"][:12]
+    return read_sessions(cell_store(cfg).dir)[-1]["commit"][:12]
 
 
 def overlay_figure(cells: dict, path: Path) -> None:

@@ -41,7 +41,7 @@ from benchmarks.api import cell_dataset, cell_explainer, cell_identity, cell_met
     cell_model_config, compose
 from benchmarks.data import collate
 from benchmarks.provenance import git_commit, provenance, resolve_device
-from benchmarks.store import CellStore
+from benchmarks.store import CONFIG, CellStore, read_sessions
 from cluscam.cluscam import ClusCAM
 from cluscam.ops import descending_rank, normalize_upsampled
 from scripts.tables import DASH, MODELS, Block, Table, render_latex, render_markdown, tex
@@ -280,10 +280,9 @@ def write_table1(groups: pd.DataFrame, out: str | Path, top: int = TOP, model: s
 
 def read_provenance(cell_dir: Path) -> tuple[list[dict], str | None]:
     """The sessions' provenance and the model name of a store's cell folder (empty when absent)."""
-    prov_path, config_path = cell_dir / "provenance.jsonl", cell_dir / "config.json"
-    prov = [json.loads(x) for x in prov_path.read_text().splitlines() if x.strip()] if prov_path.exists() else []
+    config_path = cell_dir / CONFIG
     model = json.loads(config_path.read_text())["model"]["name"] if config_path.exists() else None
-    return prov, model
+    return read_sessions(cell_dir), model
 
 
 def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
