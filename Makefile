@@ -1,5 +1,6 @@
 # cluscam-bench.  `make demo` runs the demo, `make test` the tests (both set up .venv first).
-# Paper tables: `make table2 ILSVRC_ROOT=/data/ilsvrc ALZ_ROOT=/data/alzheimer N=1000`; see README.md.
+# The paper: `make paper ILSVRC_ROOT=/data/ilsvrc ALZ_ROOT=/data/alzheimer OUT=/data/out DEVICE=cuda` (PLAN=1: the
+# cost first); one table: `make table2 ...`; see README.md.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -73,36 +74,41 @@ sweep-alzheimer: install need-alz
 	for m in $$(echo $(MODELS) | tr , ' '); do \
 	  $(RUN) model=$$m method=$(METHODS) dataset=alzheimer dataset.root=$(ALZ_ROOT) model.checkpoint=$(ALZ_CKPT)/$${m}_alzheimer.pth dataset.exclude=$(ALZ_CKPT)/$${m}_alzheimer.json || exit 1; done
 
-table1: install need-ilsvrc
-	$(PY) -m scripts.table1 model=resnet18 dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) run.n_images=$(N) run.device=$(DEVICE) --out $(RESULTS)/tables
 # Alg. 2-3 select on images the tables do not evaluate: ILSVRC's SELECT_N images after the evaluated
 # [0, N); on Alzheimer, SELECT_N of each training report's validation ids (left out of Table 7), the first in
-# dataset.shuffle's random order.
+# dataset.shuffle's random order (the reproduction's Table 3; the paper's run selects in `make table3`).
 SELECT_N ?= $(N)
-.PHONY: table3-alzheimer reproduction-figures reproduction-table3 reproduction-tables
-table3: install need-ilsvrc
+.PHONY: select-ilsvrc select-alzheimer reproduction-figures reproduction-table3 reproduction-tables paper rehearsal
+select-ilsvrc: install need-ilsvrc
 	for m in $$(echo $(MODELS) | tr , ' '); do \
 	  $(PY) -m scripts.select_hparams model=$$m dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) run.start=$(N) run.n_images=$(SELECT_N) run.device=$(DEVICE) --evaluated $(N) --out $(RESULTS)/tables || exit 1; done
-table3-alzheimer: install need-alz
+select-alzheimer: install need-alz
 	for m in $$(echo $(MODELS) | tr , ' '); do \
 	  $(PY) -m scripts.select_hparams model=$$m dataset=alzheimer dataset.root=$(ALZ_ROOT) model.checkpoint=$(ALZ_CKPT)/$${m}_alzheimer.pth run.n_images=$(SELECT_N) run.device=$(DEVICE) --val-ids $(ALZ_CKPT)/$${m}_alzheimer.json --out $(RESULTS)/tables/alzheimer || exit 1; done
-table2: sweep-ilsvrc sweep-alzheimer
-	$(PY) -m scripts.tables --runs $(RUNS) --out $(RESULTS)/tables --tables 2 2ci
-table4: sweep-ilsvrc  # EP, LE: the single-box images of the same rows
-	$(PY) -m scripts.tables --runs $(RUNS) --out $(RESULTS)/tables --tables 4
-table5: install need-ilsvrc
-	$(RUN) model=vit_b_16 method=$(METHODS),$(VIT_METHODS) dataset=ilsvrc dataset.root=$(ILSVRC_ROOT)
-	$(PY) -m scripts.tables --runs $(RUNS) --out $(RESULTS)/tables --tables 5
-table6 table8 table9: sweep-ilsvrc
-	$(PY) -m scripts.tables --runs $(RUNS) --out $(RESULTS)/tables --tables $(subst table,,$@)
-table7: sweep-alzheimer
-	$(PY) -m scripts.tables --runs $(RUNS) --out $(RESULTS)/tables --tables 7
-tables: table1 table2 table3 table4 table5 table6 table7 table8 table9
-# The claims report: each claim of the paper beside the rows' value, paired CI and verdict (scripts/claims.py).
-claims: install
-	$(PY) -m scripts.claims --runs $(RUNS) --out $(RESULTS)/REPRODUCTION.md
-figures: install need-ilsvrc
-	$(PY) -m scripts.figures all model=resnet18 dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) run.device=$(DEVICE) --runs $(RUNS) --out $(RESULTS)/figures
+
+# The paper's protocol (scripts/reproduce.py, conf/pipeline/paper.yaml): `make paper` runs every step
+# (fine-tuning the missing Alzheimer checkpoints, Table 3, every cell, Table 1, runtime, ablations) and
+# renders Tables 1-9, the figures and REPRODUCTION.md into OUT; `make table2` (table1 ... table9, tables,
+# figures, claims) runs only the steps its output needs.  Resumable: the same command continues.
+# PLAN=1 prints the plan (every job's images, passes, device time, disk) and exits; PERF=<csv> prices it
+# from a benchmarks.perf run instead of measuring.  PIPELINE_ARGS: more settings, e.g. "ilsvrc.images=100".
+OUT ?= runs/paper
+PIPELINE_ARGS ?=
+PAPER_MODELS ?= $(MODELS)
+REPRODUCE = $(PY) -m scripts.reproduce $(1) out=$(OUT) device=$(DEVICE) precision=$(PRECISION) batch_size=$(BATCH) \
+	models=$(PAPER_MODELS) $(if $(ILSVRC_ROOT),ilsvrc_root=$(ILSVRC_ROOT)) $(if $(ALZ_ROOT),alzheimer_root=$(ALZ_ROOT)) \
+	$(if $(CHECKPOINTS),checkpoints=$(CHECKPOINTS)) $(if $(PLAN),--plan) $(if $(PERF),--perf $(PERF)) $(PIPELINE_ARGS)
+paper table1 table2 table3 table4 table5 table6 table7 table8 table9 figures claims: install
+	$(call REPRODUCE,$@)
+tables: install
+	$(call REPRODUCE,table1 table2 table3 table4 table5 table6 table7 table8 table9)
+# The dress rehearsal of `make paper` offline on the CPU: random weights in the hub caches, tiny sizes, every
+# step and renderer (scripts/rehearse.py; REHEARSAL_MODELS=resnet18,levit_192 for two architectures).
+REHEARSAL ?= /tmp/cluscam-rehearsal
+REHEARSAL_MODELS ?= $(MODELS)
+rehearsal: install
+	$(PY) -m scripts.rehearse --work $(REHEARSAL) --ilsvrc-root $(SHARED)/ilsvrc_val --alzheimer-root $(SHARED)/alzheimer_mri \
+		models=$(REHEARSAL_MODELS) $(REHEARSAL_ARGS)
 
 # The offline reproduction committed in results/ (results/README.md): every model with real weights
 # here, sized for a 2-core CPU and resumable (run it again to continue; finished cells only re-render),
@@ -185,5 +191,5 @@ reproduction-figures: install
 SELECT_IMAGES ?= 20
 reproduction-table3: install
 	for m in $$(echo $(LITES) | tr , ' '); do n=$$([ $$m = efficientnet_lite0 ] && echo 200 || echo 100); \
-	  $(MAKE) table3 MODELS=$$m N=$$n SELECT_N=$(SELECT_IMAGES) ILSVRC_ROOT=$(SHARED)/ilsvrc_val RUN_ARGS= || exit 1; done
-	$(MAKE) table3-alzheimer MODELS=$(ALZ_MODELS) SELECT_N=$(SELECT_IMAGES) ALZ_ROOT=$(SHARED)/alzheimer_mri
+	  $(MAKE) select-ilsvrc MODELS=$$m N=$$n SELECT_N=$(SELECT_IMAGES) ILSVRC_ROOT=$(SHARED)/ilsvrc_val RUN_ARGS= || exit 1; done
+	$(MAKE) select-alzheimer MODELS=$(ALZ_MODELS) SELECT_N=$(SELECT_IMAGES) ALZ_ROOT=$(SHARED)/alzheimer_mri

@@ -6,7 +6,7 @@ from typing import Callable, Literal
 
 import torch
 
-from cluscam.base import Capture
+from cluscam.base import Capture, PassCount
 
 from ._weighted import WeightedCAM
 
@@ -82,6 +82,20 @@ class AblationCAM(WeightedCAM):
                 self.copies = "input"
         with self.hooked(replace):
             return self.logits(images.repeat_interleave(len(chans), dim=0))
+
+    @classmethod
+    def expected_passes(cls, shape: tuple[int, int, int], **options) -> PassCount:
+        """The capture, then one ablated copy per channel: 1 forward + C partial with copies ``layer``
+        or ``auto``, 1 + C forward with ``input`` (``ablation`` and ``chunk_size`` change nothing).
+        ``auto`` switches to ``input`` at the first call if the network cannot run after the layer
+        on the copies (a residual bypass): the C passes are then forward ones, the same total."""
+        c, _, _ = cls._dims(shape)
+        copies = cls._options(options)["copies"]
+        if copies not in COPIES:
+            raise ValueError(f"unknown copies {copies!r}; use one of {COPIES}")
+        if copies == "input":
+            return PassCount(forward=1.0 + c)
+        return PassCount(forward=1.0, partial=float(c))
 
     def channel_weights(self, cap: Capture) -> torch.Tensor:
         b, c = cap.maps.shape[:2]

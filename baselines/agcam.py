@@ -36,7 +36,7 @@ from timm.models.vision_transformer import Attention
 from torch import nn
 from torchvision.models.vision_transformer import EncoderBlock
 
-from cluscam.base import Capture, Explainer
+from cluscam.base import Capture, Explainer, PassCount
 
 Undo = Callable[[], None]
 
@@ -223,6 +223,13 @@ class AGCAM(Explainer):
             )
         self.reader = attention_reader(model)
         self.detach_attention_input = detach_attention_input
+
+    @classmethod
+    def expected_passes(cls, shape: tuple[int, int, int], **options) -> PassCount:
+        """1 forward + 1 backward: the capture reads every block's attention, one gradient reaches all of it."""
+        cls._dims(shape)
+        cls._options(options)
+        return PassCount(forward=1.0, backward=1.0)
 
     def capture(self, images: torch.Tensor, targets=None) -> AttentionCapture:
         store: dict[str, torch.Tensor] = {}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from cluscam.base import Capture
+from cluscam.base import Capture, PassCount
 
 from ._weighted import WeightedCAM
 
@@ -25,6 +25,13 @@ class GradCAMPlusPlus(WeightedCAM):
         if not eps >= 0:
             raise ValueError(f"eps (added to the Grad-CAM++ denominator) must be >= 0, got {eps}")
         self.eps = eps
+
+    @classmethod
+    def expected_passes(cls, shape: tuple[int, int, int], **options) -> PassCount:
+        """1 forward (the capture) + 1 backward (its gradient), whatever the shape."""
+        cls._dims(shape)
+        cls._options(options)
+        return PassCount(forward=1.0, backward=1.0)
 
     def channel_weights(self, cap: Capture) -> torch.Tensor:
         g, a = cap.grad_maps.detach().float(), cap.maps.detach().float()

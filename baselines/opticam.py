@@ -29,7 +29,7 @@ from typing import Literal
 
 import torch
 
-from cluscam.base import Capture, Explainer
+from cluscam.base import Capture, Explainer, PassCount
 from cluscam.ops import baseline_value, mask_input, minmax, upsample
 
 Loss = Literal["norm", "plain"]
@@ -58,6 +58,12 @@ class OptiCAM(Explainer):
         **kwargs,
     ) -> None:
         super().__init__(model, layer, **kwargs)
+        self.max_iter, self.lr, self.loss = self.settings(preset, max_iter, lr, loss)
+        self.early_stop = early_stop
+
+    @staticmethod
+    def settings(preset: str, max_iter: int | None, lr: float | None, loss: Loss | None) -> tuple[int, float, Loss]:
+        """(max_iter, lr, loss): the preset's, overridden by the explicit ones that are not None."""
         if preset not in PRESETS:
             raise ValueError(f"unknown OptiCAM preset {preset!r}; use one of {sorted(PRESETS)}")
         given = {"max_iter": max_iter, "lr": lr, "loss": loss}
@@ -68,8 +74,18 @@ class OptiCAM(Explainer):
             raise ValueError(f"lr (Adam learning rate) must be > 0, got {cfg['lr']}")
         if cfg["loss"] not in LOSSES:
             raise ValueError(f"unknown OptiCAM loss {cfg['loss']!r}; use one of {LOSSES}")
-        self.max_iter, self.lr, self.loss = int(cfg["max_iter"]), float(cfg["lr"]), cfg["loss"]
-        self.early_stop = early_stop
+        return int(cfg["max_iter"]), float(cfg["lr"]), cfg["loss"]
+
+    @classmethod
+    def expected_passes(cls, shape: tuple[int, int, int], **options) -> PassCount:
+        """1 + max_iter forward and max_iter backward: the capture, then per Adam step one masked input
+        and its gradient (max_iter from ``preset`` unless given).  With ``early_stop`` (the default) an
+        upper bound: a chunk of images runs until all of them have stopped, at the earliest after
+        max(1, max_iter // 10) + 1 steps."""
+        cls._dims(shape)
+        opts = cls._options(options)
+        steps, _, _ = cls.settings(opts["preset"], opts["max_iter"], opts["lr"], opts["loss"])
+        return PassCount(forward=1.0 + steps, backward=float(steps))
 
     def saliency(self, cap: Capture) -> torch.Tensor:
         feats = cap.maps.float().relu()  # official: ReLU on the hooked features

@@ -23,7 +23,7 @@ from typing import Iterator, Literal
 import torch
 import torch.nn.functional as F
 
-from cluscam.base import Capture, Explainer
+from cluscam.base import Capture, Explainer, PassCount
 from cluscam.layers import LayerSpec
 
 Kernel = Literal["onehot", "gaussian"]
@@ -79,6 +79,14 @@ class ReciproCAM(Explainer):
                     f"expand_at={expand_at!r} does not contain the hooked layer {self.layer.path!r}; "
                     "give the block that encloses it (e.g. 'blocks.-2' for 'blocks.-2.norm1')"
                 )
+
+    @classmethod
+    def expected_passes(cls, shape: tuple[int, int, int], **options) -> PassCount:
+        """1 forward + h*w partial: the capture and one masked copy per cell of the h x w grid (prefix
+        tokens are not cells; ``kernel``, ``expand_at`` and ``chunk_size`` change nothing)."""
+        _, h, w = cls._dims(shape)
+        cls._options(options)
+        return PassCount(forward=1.0, partial=float(h * w))
 
     def saliency(self, cap: Capture) -> torch.Tensor:
         b, _, h, w = cap.maps.shape

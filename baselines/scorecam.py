@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from cluscam.base import Capture
+from cluscam.base import Capture, PassCount
 from cluscam.ops import normalize_upsampled
 
 from ._weighted import WeightedCAM
@@ -26,6 +26,13 @@ class ScoreCAM(WeightedCAM):
         if not isinstance(align_corners, bool):
             raise ValueError(f"align_corners must be True or False, got {align_corners!r}")
         self.align_corners = align_corners
+
+    @classmethod
+    def expected_passes(cls, shape: tuple[int, int, int], **options) -> PassCount:
+        """1 + C forward: the capture and one masked input per channel map (in any chunking)."""
+        c, _, _ = cls._dims(shape)
+        cls._options(options)
+        return PassCount(forward=1.0 + c)
 
     def channel_weights(self, cap: Capture) -> torch.Tensor:
         # s(Up(A_k)) applied at low resolution (exact: upsampling is linear and keeps constants)

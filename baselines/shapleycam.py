@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from cluscam.base import Capture
+from cluscam.base import Capture, PassCount
 
 from ._weighted import WeightedCAM
 
@@ -30,6 +30,13 @@ class ShapleyCAM(WeightedCAM):
     def target_score(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         # The ReST utility z_c - CE(z, c) = z_c + log softmax(z)_c.
         return super().target_score(logits + logits.log_softmax(dim=1), targets)
+
+    @classmethod
+    def expected_passes(cls, shape: tuple[int, int, int], **options) -> PassCount:
+        """1 forward (the capture) + 2 backward (the gradient and the Hessian-vector product)."""
+        cls._dims(shape)
+        cls._options(options)
+        return PassCount(forward=1.0, backward=2.0)
 
     def channel_weights(self, cap: Capture) -> torch.Tensor:
         g = cap.gradient

@@ -7,12 +7,13 @@ its :meth:`Explainer.saliency` from a :class:`Capture` of one batched forward pa
 from __future__ import annotations
 
 import functools
+import inspect
 import time
 import warnings
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Iterator, Literal, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Literal, Sequence
 
 import torch
 from torch import nn
@@ -115,6 +116,7 @@ class Explainer(ABC):
         >>> cam = create_explainer("gradcam", model, "layer4")  # or GradCAM(model, "layer4")
         >>> maps = cam(images)  # [B, H, W] in [0, 1]; targets default to the predicted classes
         >>> cam.last_passes  # PassCount(forward=1.0, partial=0.0, backward=1.0) per image
+        >>> cam.expected_passes((2048, 7, 7))  # the same, known before running (a classmethod)
     """
 
     display_name: ClassVar[str] = ""  # the name in tables and figures, e.g. "GradCAM++"
@@ -125,6 +127,52 @@ class Explainer(ABC):
     uses_gradients: ClassVar[bool] = False  # backpropagates to the hooked layer
     # Keep the graph of the captured gradient (for methods that differentiate it again).
     create_graph: ClassVar[bool] = False
+
+    @classmethod
+    def expected_passes(cls, shape: tuple[int, int, int], **options) -> PassCount:
+        """The passes per image that :meth:`explain` will count in ``last_passes`` (docs/derivations.md,
+        section 5), known before running: a cost planner prices a run from it.
+
+        Args:
+            shape: the hooked layer's maps [C, h, w] (a model config's ``layer.shape``; the channel
+                view of every layout, prefix tokens excluded).
+            **options: the constructor's keyword options (those of ``create_explainer``); options
+                that do not change the count are ignored, missing ones take the constructor's defaults.
+
+        Returns:
+            The count per image; an upper bound where the method decides it from the data (the
+            subclass's docstring says where).
+
+        Raises:
+            NotImplementedError: the method does not state its count.
+            ValueError: a malformed ``shape`` or an option the constructor does not take.
+        """
+        raise NotImplementedError(f"{cls.__name__} does not state its passes per image (expected_passes)")
+
+    @staticmethod
+    def _dims(shape: Sequence[int]) -> tuple[int, int, int]:
+        """(C, h, w) of a declared map shape, checked."""
+        dims = tuple(shape)
+        if len(dims) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in dims):
+            raise ValueError(f"shape must be the hooked layer's maps [C, h, w] of positive integers, got {shape!r}")
+        return dims  # type: ignore[return-value]
+
+    @classmethod
+    def _options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """``options`` over the keyword defaults of the constructors of ``cls`` and its bases (the
+        signatures are the one place the defaults live)."""
+        defaults: dict[str, Any] = {}
+        for klass in cls.__mro__:
+            init = vars(klass).get("__init__")
+            if init is None or not issubclass(klass, Explainer):
+                continue
+            for p in inspect.signature(init).parameters.values():
+                if p.kind == p.KEYWORD_ONLY:
+                    defaults.setdefault(p.name, p.default)
+        unknown = sorted(set(options) - set(defaults))
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no option {', '.join(unknown)}; its options are {', '.join(defaults)}")
+        return {**defaults, **options}
 
     @classmethod
     def supports(cls, family: str, model: nn.Module | None = None) -> bool:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import Capture, Explainer
+from .base import Capture, Explainer, PassCount
 from .kmeans import kmeans
 from .ops import descending_rank, normalize_upsampled, upsampling_metric_root
 
@@ -89,6 +89,16 @@ class ClusCAM(Explainer):
         **kwargs,
     ) -> None:
         super().__init__(model, layer, **kwargs)
+        self._check(k, r, tau, grouping, metric, clustering, weighting)
+        self.clustering, self.weighting = clustering, weighting
+        self.k, self.r, self.tau = k, r, tau
+        self.grouping, self.metric, self.final_relu = grouping, metric, final_relu
+        self.seed, self.n_init = seed, n_init
+        self._roots: dict[tuple, torch.Tensor] = {}
+
+    @staticmethod
+    def _check(k, r, tau, grouping, metric, clustering, weighting) -> None:
+        """Raise a ValueError for an option out of range or unknown."""
         if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
             raise ValueError(f"k (number of groups) must be an integer >= 1, got {k!r}")
         if not 0 <= r < 1:
@@ -103,11 +113,19 @@ class ClusCAM(Explainer):
             raise ValueError(f"unknown clustering {clustering!r}; use one of {CLUSTERINGS}")
         if weighting not in WEIGHTINGS:
             raise ValueError(f"unknown weighting {weighting!r}; use one of {WEIGHTINGS}")
-        self.clustering, self.weighting = clustering, weighting
-        self.k, self.r, self.tau = k, r, tau
-        self.grouping, self.metric, self.final_relu = grouping, metric, final_relu
-        self.seed, self.n_init = seed, n_init
-        self._roots: dict[tuple, torch.Tensor] = {}
+
+    @classmethod
+    def expected_passes(cls, shape: tuple[int, int, int], **options) -> PassCount:
+        """1 + K forward: the capture and one masked input per group (empty groups included), for N
+        representations (C channel maps with grouping ``channels``, h*w patch tokens with ``tokens``)
+        and K = min(k, N) (:meth:`partition`), K = N with clustering ``none``.  Upper bounds where the
+        clustering decides K: ``spectral`` (the batch's largest label + 1, at most min(k, N)) and
+        ``hdbscan`` (at most N // 2 groups of >= 2, or N when it finds none: N)."""
+        c, h, w = cls._dims(shape)
+        o = cls._options(options)
+        cls._check(o["k"], o["r"], o["tau"], o["grouping"], o["metric"], o["clustering"], o["weighting"])
+        n = h * w if o["grouping"] == "tokens" else c
+        return PassCount(forward=1.0 + (n if o["clustering"] in ("none", "hdbscan") else min(o["k"], n)))
 
     # -- Alg. 1 lines 1-6: grouping ------------------------------------------------------------------
     def meta_representations(self, cap: Capture) -> MetaRepresentations:

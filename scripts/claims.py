@@ -87,6 +87,7 @@ class Rows:
     trimmed: dict
     configs: dict  # (dataset, model, method) -> flat config.json
     families: dict[str, str] = field(default_factory=dict)
+    random_weights: bool = False  # every model's weights are random stand-ins (a rehearsal's hub caches)
 
     def models(self, dataset: str, family: str | None = None) -> tuple[str, ...]:
         ms = self.rows.loc[self.rows["dataset"] == dataset, "model"].unique()
@@ -110,7 +111,10 @@ class Rows:
                 ", ".join(f"{method_label(m)} {'/'.join(sorted(p))}" for m, p in found.items() if p))
 
     def untrained(self, dataset: str, model: str) -> bool:
-        """Whether a cell of the architecture ran on random weights (neither pretrained nor a checkpoint)."""
+        """Whether a cell of the architecture ran on random weights (neither pretrained nor a checkpoint, or
+        random stand-ins in the hub caches, ``--random-weights``)."""
+        if self.random_weights:
+            return True
         cfgs = [c for (d, m, _), c in self.configs.items() if (d, m) == (dataset, model)]
         return any(not c.get("model.pretrained", True) and not _checkpoint(c) for c in cfgs)
 
@@ -561,6 +565,11 @@ def summary(sections: Mapping[str, Sequence[str]]) -> list[str]:
     return _table(["Claims", *verdicts], lines)
 
 
+RANDOM_BANNER = ("**Random weights.** Every model of these rows ran on random weights placed in the hub caches "
+                 "(a rehearsal of the pipeline, `scripts/rehearse.py`): no number below measures the paper's "
+                 "methods, and no claim that needs trained models can be measured.")
+
+
 def report(data: Rows, runs: str | Path, command: str, resamples: int = 2000, seed: int = 0, min_images: int = 10,
            commit: str | None = None) -> str:
     """The Markdown report."""
@@ -580,6 +589,7 @@ def report(data: Rows, runs: str | Path, command: str, resamples: int = 2000, se
               "Table 9": [r["verdict"] for r in passes]}
     out = ["# Reproduction of the paper's quantitative claims", "",
            "Generated from the per-image rows by `scripts/claims.py`; do not edit by hand.", "",
+           *([RANDOM_BANNER, ""] if data.random_weights else []),
            f"- Command: `{command}`", f"- Commit: {commit or git_commit()}",
            f"- Date: {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}", f"- Runs folder: `{runs}`",
            f"- Bootstrap: {resamples} resamples, seed {seed} (+ CRC32 of dataset/model, as scripts/tables.py); "
@@ -602,10 +612,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     add_row_arguments(parser)
     parser.add_argument("--out", default="results/REPRODUCTION.md", help="the report's path")
     parser.add_argument("--min-images", type=int, default=10, help="fewest paired images per architecture")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="the rows ran on random stand-ins for the hub weights (a rehearsal): say so, measure no claim")
     args = parser.parse_args(argv)
     where = where_argument(parser, args)
     try:
         data = read_rows(args.runs, where)
+        data.random_weights = args.random_weights
         text = report(data, args.runs, "python -m scripts.claims " + shlex.join(argv), args.resamples, args.seed,
                       args.min_images)
     except ValueError as err:

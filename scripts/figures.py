@@ -43,6 +43,7 @@ import torch  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from baselines import METHODS, method_names  # noqa: E402
+from benchmarks.ablation import ABLATION, variant_overrides  # noqa: E402
 from benchmarks.metrics import summarize  # noqa: E402
 from benchmarks.provenance import resolve_device  # noqa: E402
 from benchmarks.api import cell_dataset, cell_explainer, cell_model, cell_store, compose, run_cell  # noqa: E402
@@ -55,19 +56,7 @@ CELL = 1.6  # inches per image of the map grids (3, 4, 8)
 QUALITATIVE = tuple(method_names(supports=tuple(FAMILIES)))  # Figs. 3/4: the methods of every family
 MAPS_DIR, ABLATION_DIR = "runs/maps", "runs/ablation"  # default run.out_dir of the map and ablation cells
 TAUS = tuple(round(t / 10, 1) for t in range(10, 0, -1))  # Fig. 8: 1.0, 0.9, ..., 0.1
-# Fig. 5's variants (Sec. 4.4) as ClusCAM option overrides: clustering replaced (kmeans is the default),
-# or K-Means++ with other weightings: logit (raw scores, no discarding), r = 0 keeps every group, tau = 1
-# is the plain softmax.
-ABLATION: dict[str, tuple[str, ...]] = {
-    "ClusCAM (full)": (),
-    "No clustering": ("method.options.clustering=none",),
-    "Spectral": ("method.options.clustering=spectral",),
-    "HDBSCAN": ("method.options.clustering=hdbscan",),
-    "Only logit": ("method.options.weighting=logit",),
-    "Only softmax": ("method.options.r=0", "method.options.tau=1"),
-    "Discarding softmax": ("method.options.tau=1",),
-    "Only temp-softmax": ("method.options.r=0",),
-}
+
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
@@ -216,11 +205,6 @@ def fig8(images: np.ndarray, maps: np.ndarray, taus: Sequence[float], path: str 
 
 
 # -- Fig. 5: ablation ------------------------------------------------------------------------------------
-def variant_overrides(options: DictConfig, variant: Sequence[str]) -> list[str]:
-    """A variant's overrides, with Hydra's '+' for option keys the method config does not declare."""
-    return [o if o.split("=", 1)[0].rsplit(".", 1)[-1] in options else f"+{o}" for o in variant]
-
-
 def ablation_rows(overrides: Sequence[str], variants: Mapping[str, Sequence[str]] = ABLATION,
                   run: bool = False) -> pd.DataFrame:
     """One row per variant: model, AD and IC (%) and images of its ClusCAM cell."""

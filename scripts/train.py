@@ -1,7 +1,7 @@
 """Fine-tune a zoo model on the 4-class Alzheimer MRI dataset and save a checkpoint the runner loads.
 
-    python -m scripts.train model=resnet18 model.pretrained=false dataset.root=/data/alzheimer_mri --epochs 30
-    python -m scripts.train model=efficientnet_lite0 dataset.root=/data/alzheimer_mri --epochs 10 --out checkpoints
+    python -m scripts.train model=resnet18 model.pretrained=false dataset.root=/data/alzheimer_mri model.train.epochs=30
+    python -m scripts.train model=efficientnet_lite0 dataset.root=/data/alzheimer_mri --out checkpoints
     python -m benchmarks.run model=resnet18 method=cluscam dataset=alzheimer dataset.root=/data/alzheimer_mri \\
         model.checkpoint=checkpoints/resnet18_alzheimer.pth
 
@@ -10,8 +10,10 @@ model (``model=...``, ``model.pretrained``, ``model.checkpoint`` to start from a
 the dataset (``dataset=alzheimer`` is implied, ``dataset.root``) and the run settings the runner
 already has: ``run.device`` (auto: CUDA when available), ``run.seed``, ``run.workers`` (DataLoader
 processes) and ``run.precision`` (fp32 | bf16 autocast).  Images are preprocessed exactly as the
-runner does (the model's ``input``: size, normalization, resize mode).  ``--flags`` are the options
-only training has.
+runner does (the model's ``input``: size, normalization, resize mode).  The training recipe is the
+model's ``train`` config (epochs, batch size, optimizer, learning rate, weight decay, warmup,
+augmentation; defaults in conf/model/base/common.yaml and vit.yaml): ``model.train.lr=1e-3``.
+``--flags`` are the options only training has (protocol split, output, saved dtype).
 
 Protocol (the paper, Appendix B: "fine-tuned on a training set of 5,120 samples, validated on 380
 images, and tested on 900 images"): these numbers are the Hugging Face ``Falah/Alzheimer_MRI`` splits,
@@ -20,7 +22,7 @@ class-stratified, seeded draw of ``--val-size`` images from the test split and t
 test set.  ``--val-from train`` draws them from the training split instead and tests on the whole test
 split.  Starting weights: the model's ImageNet weights with a new 4-class head when
 ``model.pretrained`` (offline, only ``efficientnet_lite0`` has them), random init with
-``model.pretrained=false``.  Optimizer: AdamW (Loshchilov & Hutter, 2019) or SGD with Nesterov
+``model.pretrained=false``.  Optimizer (``model.train``): AdamW (Loshchilov & Hutter, 2019) or SGD with Nesterov
 momentum; the learning rate warms up linearly (Goyal et al., 2017) and then follows a cosine to zero
 (Loshchilov & Hutter, 2017, without restarts), stepped per batch.  Optional light augmentation:
 horizontal flip, rotation within +-10 degrees, scaling within +-10 %, shifts within +-5 %, applied on
@@ -461,24 +463,20 @@ def settings(cfg: DictConfig, model_cfg: DictConfig, opts: TrainOptions) -> dict
 
 
 # -- command line --------------------------------------------------------------------------------
-def parse_args(argv: Sequence[str]) -> tuple[TrainOptions, list[str]]:
-    """(training options, Hydra overrides) of a command line."""
+def parse_args(argv: Sequence[str]) -> tuple[dict, list[str]]:
+    """(the options only training has, as TrainOptions keywords; Hydra overrides) of a command line.
+    The recipe (epochs, batch, optimizer, rate, decay, warmup, augmentation) is the model's ``train``
+    config: override it as ``model.train.epochs=30``."""
     d = TrainOptions()
     p = argparse.ArgumentParser(prog="python -m scripts.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("overrides", nargs="*", help="Hydra overrides: model=..., dataset.root=..., model.pretrained=false, "
-                                                "run.device=..., run.seed=..., run.workers=..., run.precision=...")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--optimizer", choices=("adamw", "sgd"), default=d.optimizer)
-    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
+                                                "model.train.epochs=..., run.device=..., run.seed=..., run.workers=..., "
+                                                "run.precision=...")
     p.add_argument("--val-size", type=float, default=d.val_size,
                    help="validation images: a count (default 380, the paper's) or a fraction such as 0.1")
     p.add_argument("--val-from", choices=("test", "train"), default=d.val_from,
                    help="split the validation images come from (test: the paper's 5,120 / 380 / 900)")
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=d.augment)
     p.add_argument("--out", type=Path, default=d.out, help="folder of <model>_alzheimer.pth and .json")
     p.add_argument("--save-dtype", choices=sorted(DTYPES), default=d.save_dtype,
                    help="floating tensors of the saved state_dict (float16 halves the file; the zoo loads it as float32)")
@@ -488,13 +486,30 @@ def parse_args(argv: Sequence[str]) -> tuple[TrainOptions, list[str]]:
     bad = [o for o in overrides if "=" not in o]
     if bad:
         p.error(f"positional arguments must be Hydra overrides key=value, got {bad}")
-    return TrainOptions(**args), overrides
+    return args, overrides
+
+
+RECIPE = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "warmup_epochs", "augment")
+
+
+def options(cfg: DictConfig, **flags) -> TrainOptions:
+    """The training options of ``cfg``: its model's ``train`` recipe (conf/model/base/common.yaml) and
+    the command line's ``flags``."""
+    recipe = cfg.model.get("train")
+    if recipe is None:
+        raise ValueError(f"model {cfg.model.name!r} has no training recipe: add a `train:` block to its config "
+                         "(conf/model/base/common.yaml has the default)")
+    unknown = sorted(set(recipe) - set(RECIPE))
+    if unknown:
+        raise ValueError(f"unknown model.train keys {unknown}; the recipe takes {', '.join(RECIPE)}")
+    return TrainOptions(**{k: recipe[k] for k in RECIPE}, **flags)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
-    opts, overrides = parse_args(argv)
+    flags, overrides = parse_args(argv)
     cfg = compose_config(overrides)
+    opts = options(cfg, **flags)
     command = shlex.join(["python", "-m", "scripts.train", *argv])
     _, report = train(cfg, opts, command)
     print(f"{report['model']}: val acc {report['val_acc']:.4f} (epoch {report['best_epoch']}), "

@@ -43,7 +43,8 @@ def root(tmp_path_factory):
     return root
 
 
-ARGS = ["--epochs", "3", "--batch-size", "8", "--lr", "0.01", "--weight-decay", "0", "--val-size", "8", "--no-progress"]
+ARGS = ["model.train.epochs=3", "model.train.batch_size=8", "model.train.lr=0.01", "model.train.weight_decay=0",
+        "--val-size", "8", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -200,9 +201,21 @@ def test_errors(tmp_path):
         T.stratified_split([0, 0, 1, 1], 3, seed=0)
     with pytest.raises(SystemExit):
         T.parse_args(["tiny_cnn"])
-    opts, overrides = T.parse_args(["model=resnet18", "--val-size", "0.1", "dataset.root=/x", "--no-augment"])
-    assert overrides == ["model=resnet18", "dataset.root=/x"] and opts.val_size == 0.1 and not opts.augment
-    assert T.parse_args(["--val-size", "380"])[0].val_size == 380
+    flags, overrides = T.parse_args(["model=resnet18", "--val-size", "0.1", "dataset.root=/x", "model.train.augment=false"])
+    assert overrides == ["model=resnet18", "dataset.root=/x", "model.train.augment=false"] and flags["val_size"] == 0.1
+    assert T.parse_args(["--val-size", "380"])[0]["val_size"] == 380
+    with pytest.raises(SystemExit):  # the recipe is config, not flags
+        T.parse_args(["--epochs", "3"])
+
+
+def test_the_recipe_comes_from_the_model_config():
+    """scripts.train takes epochs, batch, rate, warmup and augmentation from the model's ``train`` block:
+    the ViT base's lower rate, a command-line override, and a clear error for a key the recipe lacks."""
+    vit = T.options(T.compose_config(["model=vit_b_16"]))
+    cnn = T.options(T.compose_config(["model=resnet50", "model.train.epochs=4", "model.train.augment=false"]))
+    assert (vit.lr, vit.warmup_epochs) == (1e-4, 2.0) and (cnn.lr, cnn.epochs, cnn.augment) == (3e-4, 4, False)
+    with pytest.raises(ValueError, match="unknown model.train keys"):
+        T.options(T.compose_config(["model=resnet18", "+model.train.epoch=3"]))
 
 
 def test_interrupted_training_resumes_to_the_same_result(root, tmp_path, monkeypatch):
