@@ -123,7 +123,7 @@ def test_selection_images_are_a_reports_validation_ids(tmp_path):
 @pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
 def test_makefile_selects_after_the_evaluated_range():
     root = Path(__file__).resolve().parents[1]
-    out = subprocess.run(["make", "-n", "-C", str(root), "table3", "table3-alzheimer", "ILSVRC_ROOT=/ilsvrc",
+    out = subprocess.run(["make", "-n", "-C", str(root), "select-ilsvrc", "select-alzheimer", "ILSVRC_ROOT=/ilsvrc",
                           "ALZ_ROOT=/alz", "N=300", f"VENV={sys.prefix}", "MODELS=resnet18"],
                          capture_output=True, text=True, check=True).stdout
     ilsvrc, alzheimer = [line for line in out.splitlines() if "scripts.select_hparams" in line]
