@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from benchmarks import pipeline
+from benchmarks import pipeline, provenance
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,7 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = pipeline.render_plan(rows, rates, settings)
     if args.plan_out is not None:
         args.plan_out.parent.mkdir(parents=True, exist_ok=True)
-        args.plan_out.with_suffix(".md").write_text(text)
+        command = " ".join(["python -m scripts.reproduce", *(argv if argv is not None else sys.argv[1:])])
+        made = (f"Command: `{command}`. Commit {provenance.git_commit()}, "
+                f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}.\n\n")
+        args.plan_out.with_suffix(".md").write_text(text.replace("\n\n", "\n\n" + made, 1))
         rows.to_csv(args.plan_out.with_suffix(".csv"), index=False)
     if args.plan:
         print(text, end="")
