@@ -78,26 +78,30 @@ sweep-alzheimer: install need-alz
 # [0, N); on Alzheimer, SELECT_N of each training report's validation ids (left out of Table 7), the first in
 # dataset.shuffle's random order (the reproduction's Table 3; the paper's run selects in `make table3`).
 SELECT_N ?= $(N)
+# Their tables go beside the run's rows (the reproduction names results/tables).
+SELECT_OUT ?= $(RUNS)/tables
 .PHONY: select-ilsvrc select-alzheimer reproduction-figures reproduction-table3 reproduction-tables paper rehearsal
 select-ilsvrc: install need-ilsvrc
 	for m in $$(echo $(MODELS) | tr , ' '); do \
-	  $(PY) -m scripts.select_hparams model=$$m dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) run.start=$(N) run.n_images=$(SELECT_N) run.device=$(DEVICE) --evaluated $(N) --out $(RESULTS)/tables || exit 1; done
+	  $(PY) -m scripts.select_hparams model=$$m dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) run.start=$(N) run.n_images=$(SELECT_N) run.device=$(DEVICE) --evaluated $(N) --out $(SELECT_OUT) || exit 1; done
 select-alzheimer: install need-alz
 	for m in $$(echo $(MODELS) | tr , ' '); do \
-	  $(PY) -m scripts.select_hparams model=$$m dataset=alzheimer dataset.root=$(ALZ_ROOT) model.checkpoint=$(ALZ_CKPT)/$${m}_alzheimer.pth run.n_images=$(SELECT_N) run.device=$(DEVICE) --val-ids $(ALZ_CKPT)/$${m}_alzheimer.json --out $(RESULTS)/tables/alzheimer || exit 1; done
+	  $(PY) -m scripts.select_hparams model=$$m dataset=alzheimer dataset.root=$(ALZ_ROOT) model.checkpoint=$(ALZ_CKPT)/$${m}_alzheimer.pth run.n_images=$(SELECT_N) run.device=$(DEVICE) --val-ids $(ALZ_CKPT)/$${m}_alzheimer.json --out $(SELECT_OUT)/alzheimer || exit 1; done
 
 # The paper's protocol (scripts/reproduce.py, conf/pipeline/paper.yaml): `make paper` runs every step
 # (fine-tuning the missing Alzheimer checkpoints, Table 3, every cell, Table 1, runtime, ablations) and
 # renders Tables 1-9, the figures and REPRODUCTION.md into OUT; `make table2` (table1 ... table9, tables,
 # figures, claims) runs only the steps its output needs.  Resumable: the same command continues.
 # PLAN=1 prints the plan (every job's images, passes, device time, disk) and exits; PERF=<csv> prices it
-# from a benchmarks.perf run instead of measuring.  PIPELINE_ARGS: more settings, e.g. "ilsvrc.images=100".
-OUT ?= runs/paper
+# from a benchmarks.perf run instead of measuring.  PIPELINE_ARGS: more settings, e.g. "ilsvrc.images=100"; N=<n> on
+# the command line: n ILSVRC and n Alzheimer test images per cell.  Nothing goes to results/ unless OUT names it.
+OUT ?= $(RUNS)
 PIPELINE_ARGS ?=
 PAPER_MODELS ?= $(MODELS)
 REPRODUCE = $(PY) -m scripts.reproduce $(1) out=$(OUT) device=$(DEVICE) precision=$(PRECISION) batch_size=$(BATCH) \
 	models=$(PAPER_MODELS) $(if $(ILSVRC_ROOT),ilsvrc_root=$(ILSVRC_ROOT)) $(if $(ALZ_ROOT),alzheimer_root=$(ALZ_ROOT)) \
-	$(if $(CHECKPOINTS),checkpoints=$(CHECKPOINTS)) $(if $(PLAN),--plan) $(if $(PERF),--perf $(PERF)) $(PIPELINE_ARGS)
+	$(if $(CHECKPOINTS),checkpoints=$(CHECKPOINTS)) $(if $(PLAN),--plan) $(if $(PERF),--perf $(PERF)) \
+	$(if $(filter command line,$(origin N)),ilsvrc.images=$(N) alzheimer.images=$(N)) $(PIPELINE_ARGS)
 paper table1 table2 table3 table4 table5 table6 table7 table8 table9 figures claims: install
 	$(call REPRODUCE,$@)
 tables: install
@@ -191,5 +195,6 @@ reproduction-figures: install
 SELECT_IMAGES ?= 20
 reproduction-table3: install
 	for m in $$(echo $(LITES) | tr , ' '); do n=$$([ $$m = efficientnet_lite0 ] && echo 200 || echo 100); \
-	  $(MAKE) select-ilsvrc MODELS=$$m N=$$n SELECT_N=$(SELECT_IMAGES) ILSVRC_ROOT=$(SHARED)/ilsvrc_val RUN_ARGS= || exit 1; done
-	$(MAKE) select-alzheimer MODELS=$(ALZ_MODELS) SELECT_N=$(SELECT_IMAGES) ALZ_ROOT=$(SHARED)/alzheimer_mri
+	  $(MAKE) select-ilsvrc MODELS=$$m N=$$n SELECT_N=$(SELECT_IMAGES) ILSVRC_ROOT=$(SHARED)/ilsvrc_val RUN_ARGS= \
+	    SELECT_OUT=$(RESULTS)/tables || exit 1; done
+	$(MAKE) select-alzheimer MODELS=$(ALZ_MODELS) SELECT_N=$(SELECT_IMAGES) ALZ_ROOT=$(SHARED)/alzheimer_mri SELECT_OUT=$(RESULTS)/tables

@@ -31,8 +31,8 @@ from benchmarks import zoo
 from benchmarks.data import Preprocess, RecordDataset, build_dataset, collate, dataset_class, select_records
 from benchmarks.metrics import confidence_change, image_metrics
 from benchmarks.provenance import device_name, provenance, resolve_device
-from benchmarks.store import CellStore
-from cluscam.base import Explainer
+from benchmarks.store import CellLocked, CellStore
+from cluscam.base import PRECISIONS, Explainer
 
 CONF_DIR = zoo.CONF_DIR
 
@@ -104,6 +104,28 @@ def cell_dataset(cfg: DictConfig) -> RecordDataset:
     return dataset
 
 
+OWN_PACKAGES = ("benchmarks", "cluscam", "baselines", "scripts")
+
+
+def user_error(err: BaseException) -> str | None:
+    """The one line that states a user's mistake, or None for a bug (whose traceback matters): Hydra's
+    refusal of an override or config name, an operating-system error on a named file, or a ValueError,
+    OSError, :class:`CellLocked` or :class:`zoo.WeightsUnavailable` that this suite's code raised."""
+    from hydra.errors import CompactHydraException
+
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if isinstance(err, CompactHydraException):
+        return " ".join(lines)
+    if isinstance(err, OSError) and err.errno is not None and err.filename is not None:
+        return f"{err.filename}: {err.strerror}"
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    module = tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
+    own = module.split(".")[0] in OWN_PACKAGES
+    return " ".join(lines) if own and isinstance(err, (ValueError, OSError, CellLocked, zoo.WeightsUnavailable)) else None
+
+
 def check_keys(cfg: DictConfig) -> None:
     """Refuse ``run.*`` and ``metrics.*`` keys that conf/config.yaml does not define (e.g. +run.batchsize=4)."""
     known = OmegaConf.load(CONF_DIR / "config.yaml")
@@ -113,6 +135,31 @@ def check_keys(cfg: DictConfig) -> None:
                 close = difflib.get_close_matches(key, list(known[section]), n=1)
                 guess = f"did you mean {section}.{close[0]}? " if close else ""
                 raise ValueError(f"unknown option {section}.{key}; {guess}{section} takes {', '.join(known[section])}")
+
+
+def check_run(cfg: DictConfig) -> None:
+    """Refuse ``run.*`` values out of range, naming the key (before any library sees them)."""
+    r = cfg.run
+
+    def integer(key: str, low: int, none_ok: bool = False) -> None:
+        value = r[key]
+        if value is None and none_ok:
+            return
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            null = " or null (to the end of the dataset)" if none_ok else ""
+            raise ValueError(f"run.{key}={value!r} must be an integer >= {low}{null}")
+
+    integer("start", 0)
+    integer("n_images", 0, none_ok=True)
+    integer("batch_size", 1)
+    integer("workers", 0)
+    if r.chunk_size != "auto":
+        integer("chunk_size", 1)
+    if r.precision not in PRECISIONS:
+        raise ValueError(f"run.precision={r.precision!r} is not one of {', '.join(PRECISIONS)}")
+    if r.baseline not in ("mean", "black"):
+        raise ValueError(f"run.baseline={r.baseline!r} is not one of mean, black")
+    resolve_device(str(r.device))
 
 
 def check_supported(cfg: DictConfig) -> None:
@@ -158,6 +205,7 @@ def cell_identity(cfg: DictConfig, model_cfg: DictConfig, options: dict) -> dict
     options; the dataset, seed and metrics. Not the model's settings for other methods, nor the
     batch size, chunk size, device or image range (nor ``dataset.shuffle``)."""
     keep = {k: v for k, v in options.items() if k != "chunk_size"}
+    keep = method_class(cfg.method.name).effective_options(zoo.layer_shape(model_cfg, cfg.method.name), **keep)
     model = {k: OmegaConf.to_container(model_cfg, resolve=True)[k] for k in MODEL_IDENTITY}
     model["layer"] = asdict(zoo.layer_spec(model_cfg, cfg.method.name))
     model["checkpoint_sha256"] = file_sha256(model_cfg.checkpoint) if model_cfg.checkpoint else None
@@ -177,6 +225,7 @@ def run_cell(cfg: DictConfig, progress: bool = True) -> pd.DataFrame:
     """Explain and evaluate every image of the cell's range not yet on disk (retrying those skipped
     as unreadable before) while holding the cell's lock; return the range's rows."""
     check_keys(cfg)
+    check_run(cfg)
     check_supported(cfg)
     device = resolve_device(cfg.run.device)
     model_cfg = cell_model_config(cfg)
@@ -254,4 +303,4 @@ def evaluate_batch(explainer, model, batch, device: torch.device, cfg: DictConfi
 
 
 __all__ = ["cell_dataset", "cell_explainer", "cell_identity", "cell_method_options", "cell_model", "cell_model_config",
-           "cell_store", "compose", "evaluate_batch", "excluded_ids", "run_cell"]
+           "cell_store", "compose", "evaluate_batch", "excluded_ids", "run_cell", "user_error"]

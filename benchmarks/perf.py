@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--tag", default=None, help="suffix of the CSV file name, after the device's name")
     args = parser.parse_args(argv)
     args.chunk = args.chunk if args.chunk == "auto" else int(args.chunk)
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, key="--device")
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = TF32
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

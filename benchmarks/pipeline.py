@@ -265,7 +265,7 @@ def cell_jobs(settings: DictConfig, step: str, dataset: str, runs: Path, images:
             cls = method_class(method)
             if not cls.supports(cfg.family):
                 continue
-            passes = cls.expected_passes(tuple(cfg.layer.shape), **zoo.method_options(cfg, method))
+            passes = cls.expected_passes(zoo.layer_shape(cfg, method), **zoo.method_options(cfg, method))
             done, measured = _cell_state(base, method, runs / dataset / m / method)
             jobs.append(Job(step, f"{dataset} {m} {method}", ["benchmarks.run", *base, f"method={method}"], m, n,
                             passes, cost.METRIC_FORWARDS, done, measured, n * ROW_BYTES, dataset,
@@ -414,7 +414,7 @@ def throughputs(steps: Sequence[Step], device: str, precision: str = "fp32", per
         return cost.from_perf_csv(perf_csv, models, precision)
     from benchmarks.provenance import resolve_device
 
-    dev = resolve_device(device)
+    dev = resolve_device(device, key="device")
     return {m: cost.measure(m, dev, precision, batch) for m in models}
 
 
@@ -498,8 +498,8 @@ def preflight(settings: DictConfig, steps: Sequence[Step], disk_needed: float) -
             problems += _checkpoint_problem(m, ck)
     folder = out(settings)
     existing = next(p for p in [folder, *folder.parents] if p.exists())
-    if not os.access(existing, os.W_OK):
-        problems.append(f"cannot write {folder} ({existing} is not writable): choose another out=")
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        problems.append(f"cannot write {folder} ({existing} is not a writable folder): choose another out=")
     free = shutil.disk_usage(existing).free
     if free < disk_needed:
         problems.append(f"too little disk at {existing}: the run needs about {size(disk_needed)}, {size(free)} are "

@@ -30,13 +30,23 @@ def git_commit() -> str:
         return "unknown"
 
 
-def resolve_device(name: str) -> torch.device:
-    """The device called ``name``; ``auto`` is CUDA when available, else the CPU."""
+def resolve_device(name: str, key: str = "run.device") -> torch.device:
+    """The device called ``name`` (``auto``: CUDA when available, else the CPU), checked to exist here;
+    errors name the setting ``key``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but CUDA is not available here; use cpu or auto")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ValueError(f"{key}={name!r} is not a device this suite runs on; use auto, cpu, cuda or cuda:<index>")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{key}={name!r} asked for, but CUDA is not available here; use cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"{key}={name!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                             f"numbered from 0")
     return device
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 from benchmarks.store import CONFIG, ROWS, read_cell_rows, read_sessions
 
 CELL_COLUMNS = ("dataset", "model", "method", "cell", "commit", "started", "date", "precision")
+OK_COLUMNS = ("ad", "ic", "ag", "ep", "le", "n_boxes", "device")  # in the runner's row of every explained image
 
 
 def load_rows(out_dir: str | Path, only_ok: bool = True, where: Mapping[str, str] | None = None) -> pd.DataFrame:
@@ -20,14 +21,15 @@ def load_rows(out_dir: str | Path, only_ok: bool = True, where: Mapping[str, str
     and ``date``: its first and last session's dates; each row keeps its own ``device``) and precision (``method.precision``
     of its config: fp32 unless bf16 was asked).  ``only_ok`` drops the rows of
     unreadable images; ``where`` keeps the cells whose ``config.json`` has these values (dotted keys,
-    e.g. ``{"dataset.options.single_box_only": "false"}``)."""
+    e.g. ``{"dataset.options.single_box_only": "false"}``).  A ``rows.csv`` that is not whole is an
+    error naming it (:func:`read_rows_csv`)."""
     frames = []
     for path in sorted(Path(out_dir).glob(f"*/*/*/*/{ROWS}")):
         cell = path.parent
         config = cell_config(cell)
         if where and not matches(config, where):
             continue
-        rows = read_cell_rows(cell)
+        rows = read_rows_csv(cell)
         if rows.empty:
             continue
         dataset, model, method = cell.parts[-4:-1]
@@ -46,6 +48,41 @@ def load_rows(out_dir: str | Path, only_ok: bool = True, where: Mapping[str, str
         return pd.DataFrame(columns=[*CELL_COLUMNS, "id", "status"])
     out = pd.concat(frames, ignore_index=True)
     return out[out["status"] == "ok"].reset_index(drop=True) if only_ok else out
+
+
+def read_rows_csv(cell: Path) -> pd.DataFrame:
+    """The cell's rows (:func:`benchmarks.store.read_cell_rows`); an error naming its ``rows.csv`` and the
+    fix when the file is not whole: unparsable, without a column the runner writes, or cut mid-line."""
+    path = cell / ROWS
+    try:
+        rows = read_cell_rows(cell)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise _unreadable(path, " ".join(str(err).split())) from None
+    explained = "status" in rows and rows["status"].eq("ok").any()
+    missing = [c for c in ("id", "status", *(OK_COLUMNS if explained else ())) if c not in rows]
+    if missing:
+        raise _unreadable(path, f"missing column(s) {', '.join(missing)}")
+    if not path.read_bytes().endswith(b"\n"):  # the runner writes whole lines
+        raise _unreadable(path, "its last line is cut")
+    return rows
+
+
+def _unreadable(path: Path, problem: str) -> ValueError:
+    return ValueError(f"{path} is unreadable ({problem}); rerun its cell: the runner resumes and rewrites "
+                      "rows.csv from the cell's parts")
+
+
+def partial_cells(out_dir: str | Path, where: Mapping[str, str] | None = None) -> dict[Path, int]:
+    """The cells whose parts are not yet joined into a ``rows.csv`` (a run under way or stopped), which
+    :func:`load_rows` leaves out, with the images in their parts; ``where`` as in :func:`load_rows`."""
+    out = {}
+    for parts in sorted(Path(out_dir).glob("*/*/*/*/parts")):
+        cell = parts.parent
+        if (cell / ROWS).exists() or (where and not matches(cell_config(cell), where)):
+            continue
+        files = [p for p in parts.glob("*.csv") if p.stat().st_size]
+        out[cell] = len({i for p in files for i in pd.read_csv(p, usecols=["id"], dtype=str)["id"]})
+    return out
 
 
 def parse_where(items: Sequence[str]) -> dict[str, str]:

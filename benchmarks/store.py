@@ -45,6 +45,20 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def unwritable(folder: str | Path) -> str | None:
+    """Why ``folder`` cannot be written (creating it when missing, then writing and removing a probe file in
+    it), or None when it can: checked before a run's work, not found out after it."""
+    path = Path(folder).expanduser()
+    probe = path / f".write-probe-{os.getpid()}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        return err.strerror or str(err)
+    return None
+
+
 def relative_paths(paths: pd.Series, root: str | None) -> pd.Series:
     """``paths`` under ``root`` made relative to it; others (hub locators, other folders) unchanged."""
     if not root:
@@ -95,10 +109,38 @@ def _without_paths(identity: dict) -> dict:
     return {**identity, "dataset": {k: v for k, v in (identity.get("dataset") or {}).items() if k not in PATH_KEYS}}
 
 
+def _same_place(a: str | None, b: str | None) -> bool:
+    """Whether two dataset path strings name the same file or folder from here (relative vs absolute,
+    ``~``, links)."""
+    if a is None or b is None:
+        return a == b
+    a_path, b_path = Path(a).expanduser(), Path(b).expanduser()
+    if a_path.exists() and b_path.exists():
+        return os.path.samefile(a_path, b_path)
+    return a_path.resolve() == b_path.resolve()
+
+
+def _spelled_as_before(root: Path, identity: dict) -> dict:
+    """``identity`` with the dataset paths spelled as in the cell beside it that holds the same configuration
+    with paths naming the same data (e.g. a relative ``dataset.root`` before, an absolute one now), so the
+    run resumes that cell instead of starting a second one; ``identity`` itself when there is none."""
+    if (root / config_hash(identity)).is_dir() or not root.is_dir():
+        return identity
+    mine, ours = _without_paths(identity), identity.get("dataset") or {}
+    for config in sorted(root.glob(f"*/{CONFIG}")):
+        other = json.loads(config.read_text())
+        theirs = other.get("dataset") or {}
+        if (_without_paths(other) == mine and all(_same_place(theirs.get(k), ours.get(k)) for k in PATH_KEYS)
+                and config_hash(other) == config.parent.name):
+            return other
+    return identity
+
+
 class CellStore:
     """The folder of one cell."""
 
     def __init__(self, root: Path, identity: dict) -> None:
+        identity = _spelled_as_before(Path(root), identity)
         self.identity = identity
         self.hash = config_hash(identity)
         self.dir = Path(root) / self.hash
@@ -121,11 +163,25 @@ class CellStore:
         finally:
             self.lock_path.unlink(missing_ok=True)
             os.close(fd)
+            self._remove_empty_folders()
+
+    def _remove_empty_folders(self) -> None:
+        """Remove the <dataset>/<model>/<method> folders the lock made when nothing was written in them
+        (a run that failed before its first row leaves no trace)."""
+        for folder in (self.lock_path.parent, *list(self.lock_path.parents)[1:3]):
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or gone): stop there
+                return
 
     def _acquire(self) -> int:
         """The descriptor of the locked lock file (retrying when its previous holder removed it meanwhile)."""
         while True:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:  # another run removed the empty folder meanwhile (_remove_empty_folders)
+                self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+                continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import warnings
 from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
@@ -98,9 +99,17 @@ def layer_spec(cfg: ModelConfig, method: str | None = None) -> LayerSpec:
     """The layer ``method`` hooks: the model's ``layer`` (App. A: "immediately after either the patch
     embedding layer or the final convolutional layer", for every method); with ``hooks:
     method_specific``, the method's ``method_layers`` entry where it has one."""
-    cfg = _config(cfg)
+    return LayerSpec.of(OmegaConf.to_container(_layer_config(_config(cfg), method)))
+
+
+def _layer_config(cfg: DictConfig, method: str | None) -> DictConfig:
     spec = cfg.method_layers.get(method) if cfg.hooks == "method_specific" and method is not None else None
-    return LayerSpec.of(OmegaConf.to_container(cfg.layer if spec is None else spec))
+    return cfg.layer if spec is None else spec
+
+
+def layer_shape(cfg: ModelConfig, method: str | None = None) -> tuple[int, int, int]:
+    """The declared maps [C, h, w] of the layer ``method`` hooks (:func:`layer_spec`)."""
+    return tuple(_layer_config(_config(cfg), method).shape)
 
 
 def method_options(cfg: ModelConfig, method: str) -> dict[str, Any]:
@@ -249,14 +258,19 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
     """Load a local state_dict (raw, or under a 'state_dict' / 'model' key; a DataParallel
     'module.' prefix is dropped) into ``model`` with ``torch.load(weights_only=True)``."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint {str(path)!r} is a folder; set model.checkpoint to the state_dict file in "
+                                f"it (e.g. {str(path / '<model>_alzheimer.pth')!r}) or null")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist; set model.checkpoint to a state_dict file or null")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # the weights-only unpickler warns of pickle protocols before refusing
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except OSError:
         raise
     except Exception as err:  # torch.load fails with many types (EOFError, IndexError, KeyError, ...) on non-checkpoints
-        raise ValueError(_unloadable(path, err)) from err
+        raise ValueError(_unloadable(path, err)) from None  # torch's message advises weights_only=False: not shown
     state = _state_dict_of(obj, path)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
@@ -277,10 +291,14 @@ def _unloadable(path: Path, err: Exception) -> str:
     fix = "point model.checkpoint to a file saved with torch.save(model.state_dict(), path)"
     if path.stat().st_size == 0:
         return f"checkpoint {str(path)!r} is an empty file; {fix}"
-    unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+    unsafe = re.search(r"unsupported global:? (?:GLOBAL )?(\S+)", str(err), re.IGNORECASE)
     if unsafe:
-        return (f"checkpoint {str(path)!r} is not a plain state_dict: it pickles {unsafe[1]}, which a weights-only "
-                f"load refuses (never load untrusted files with weights_only=False); {fix}")
+        return (f"checkpoint {str(path)!r} was refused: besides tensors it pickles {unsafe[1]}, a Python object "
+                f"whose loading runs code (a weights-only load runs none); {fix}")
+    head = path.open("rb").read(2)
+    if len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5:  # a bare pickle stream (PROTO opcode), not a torch.save zip
+        return (f"checkpoint {str(path)!r} was refused: it is a bare pickle, not a torch.save file, and "
+                f"may hold code that loading it would run (a weights-only load runs none); {fix}")
     return (f"checkpoint {str(path)!r} is not a torch.save file (text, truncated or another format; torch.load "
             f"raised {type(err).__name__}); {fix}")
 

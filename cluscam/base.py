@@ -23,6 +23,7 @@ from .memory import auto_chunk_size
 from .ops import Baseline, baseline_value, mask_input, minmax, upsample
 
 Precision = Literal["fp32", "bf16"]
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 
 
 @functools.lru_cache(maxsize=None)
@@ -149,6 +150,13 @@ class Explainer(ABC):
         """
         raise NotImplementedError(f"{cls.__name__} does not state its passes per image (expected_passes)")
 
+    @classmethod
+    def effective_options(cls, shape: tuple[int, int, int], **options) -> dict[str, Any]:
+        """``options`` as the method runs them on a hooked layer of maps ``shape`` [C, h, w]: the same,
+        unless the method adapts an option to the layer (ClusCAM's k above the layer's N); what a run
+        records."""
+        return options
+
     @staticmethod
     def _dims(shape: Sequence[int]) -> tuple[int, int, int]:
         """(C, h, w) of a declared map shape, checked."""
@@ -192,7 +200,7 @@ class Explainer(ABC):
     ) -> None:
         if chunk_size != "auto" and not (isinstance(chunk_size, int) and chunk_size >= 1):
             raise ValueError(f"chunk_size must be a positive integer or 'auto', got {chunk_size!r}")
-        if precision not in ("fp32", "bf16"):
+        if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; use 'fp32' or 'bf16'")
         self.model = model.eval()
         self.layer = LayerSpec.of(layer)

@@ -5,7 +5,7 @@ import math
 import numbers
 import warnings
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -126,6 +126,15 @@ class ClusCAM(Explainer):
         cls._check(o["k"], o["r"], o["tau"], o["grouping"], o["metric"], o["clustering"], o["weighting"])
         n = h * w if o["grouping"] == "tokens" else c
         return PassCount(forward=1.0 + (n if o["clustering"] in ("none", "hdbscan") else min(o["k"], n)))
+
+    @classmethod
+    def effective_options(cls, shape: tuple[int, int, int], **options) -> dict[str, Any]:
+        """A given k above the N representations runs as k = N (:meth:`_k_for`): recorded so."""
+        o = cls._options(options)
+        c, h, w = cls._dims(shape)
+        n = h * w if o["grouping"] == "tokens" else c
+        clamp = "k" in options and o["clustering"] not in ("none", "hdbscan") and options["k"] > n
+        return {**options, "k": n} if clamp else options
 
     # -- Alg. 1 lines 1-6: grouping ------------------------------------------------------------------
     def meta_representations(self, cap: Capture) -> MetaRepresentations:

@@ -93,6 +93,11 @@ class Rows:
         ms = self.rows.loc[self.rows["dataset"] == dataset, "model"].unique()
         return tuple(sorted((m for m in ms if family is None or self.families[m] == family), key=_model_order))
 
+    def images(self, dataset: str, models: Sequence[str]) -> dict[str, int]:
+        """model -> how many image ids it has on ``dataset`` (those all its methods have)."""
+        rows = self.rows[self.rows["dataset"] == dataset]
+        return {m: rows.loc[rows["model"] == m, "id"].nunique() for m in models}
+
     def methods(self, dataset: str, model: str) -> set[str]:
         return set(self.rows.loc[(self.rows["dataset"] == dataset) & (self.rows["model"] == model), "method"])
 
@@ -212,10 +217,16 @@ def _checked(data: Rows, claim: Claim, absent: Mapping[str, list[str]], diffs: S
     untrained = [m for m in claim.models if data.untrained(claim.dataset, m)]
     if untrained:
         return NA, f"no trained model: {', '.join(map(_name, untrained))} ran on random weights"
-    few = [f"{_name(m)} {len(d)}" for m, d in zip(claim.models, diffs) if len(d) < min_images]
+    few = too_few({m: len(d) for m, d in zip(claim.models, diffs)}, min_images)
     if few:
-        return NA, f"too few images (fewer than {min_images}): {', '.join(few)}"
+        return NA, few
     return verdict(res.lo, res.hi, res.p, claim.metric, claim.expect), ""
+
+
+def too_few(images: Mapping[str, int], min_images: int) -> str:
+    """Why no verdict can be given on ``images`` (model -> count) below ``min_images`` ('' when none is below)."""
+    few = [f"{_name(m)} {n}" for m, n in images.items() if n < min_images]
+    return f"too few images (fewer than {min_images}): {', '.join(few)}" if few else ""
 
 
 def _name(model: str) -> str:
@@ -306,9 +317,10 @@ def runtime_claims(data: Rows) -> list[Claim]:
 
 
 # -- Tables 1, 8, 9 ---------------------------------------------------------------------------------------
-def table1_results(runs: str | Path, resamples: int, seed: int) -> list[dict]:
+def table1_results(runs: str | Path, resamples: int, seed: int, min_images: int) -> list[dict]:
     """Table 1 per groups cell of ``<runs>/table1/<dataset>/<model>/groups/<hash>/``: the paper's
-    statistics and a bootstrap interval (images resampled) of the mean meta - members difference."""
+    statistics and a bootstrap interval (images resampled) of the mean meta - members difference;
+    no verdict on fewer than ``min_images`` images."""
     from scripts.table1 import read_provenance, table1_statistics
 
     out = []
@@ -320,14 +332,16 @@ def table1_results(runs: str | Path, resamples: int, seed: int) -> list[dict]:
         lo, hi = interval(boot[:, 0] / boot[:, 1])
         ok = lo > 0 and st["tests"]["p_t"] < ALPHA and st["tests"]["p_wilcoxon"] < ALPHA
         devices = sorted({p.get("device", "unknown") for p in read_provenance(path.parent)[0]})
+        few = too_few({path.parts[-4]: st["n_images"]}, min_images)
         out.append({"cell": path.parent.relative_to(runs).as_posix(), "st": st, "lo": lo, "hi": hi,
                     "devices": ", ".join(devices) or "unknown",
-                    "verdict": HOLDS if ok else FAILS if hi < 0 else TIE})
+                    "verdict": f"{NA}: {few}" if few else HOLDS if ok else FAILS if hi < 0 else TIE})
     return out
 
 
-def factor_rows(data: Rows, stats: Stats) -> list[dict]:
-    """Table 8's factors vs GradCAM per dataset and family, paper beside measured (tables.factor)."""
+def factor_rows(data: Rows, stats: Stats, min_images: int) -> list[dict]:
+    """Table 8's factors vs GradCAM per dataset and family, paper beside measured (tables.factor); no
+    verdict where an architecture has fewer than ``min_images`` images."""
     out = []
     for d in PAPER_DATASETS:
         for f, fam in paper.TABLE8.items():
@@ -336,6 +350,7 @@ def factor_rows(data: Rows, stats: Stats) -> list[dict]:
                 out.append({"dataset": d, "family": f, "metric": "", "method": "", "paper": np.nan,
                             "measured": np.nan, "verdict": f"{NA}: no rows for {FAMILIES[f]} on {dataset_label(d)}"})
                 continue
+            few = too_few(data.images(d, models), min_images)
             for column, paper_values in fam.items():
                 for meth, value in paper_values.items():
                     measured = factor(stats, d, models, meth, column)
@@ -343,37 +358,40 @@ def factor_rows(data: Rows, stats: Stats) -> list[dict]:
                     mixed = column == "seconds" and data.mixed_precision(d, models, ("gradcam", meth))
                     out.append({"dataset": d, "family": f, "metric": column, "method": meth, "paper": value,
                                 "measured": measured,
-                                "verdict": NA if np.isnan(measured) else f"{NA}: {mixed}" if mixed else
-                                HOLDS if 1 / FACTOR_TOLERANCE <= ratio <= FACTOR_TOLERANCE else FAILS})
+                                "verdict": NA if np.isnan(measured) else f"{NA}: {mixed or few}" if mixed or few
+                                else HOLDS if 1 / FACTOR_TOLERANCE <= ratio <= FACTOR_TOLERANCE else FAILS})
     return out
 
 
-def order_of_magnitude_rows(data: Rows, stats: Stats) -> list[dict]:
+def order_of_magnitude_rows(data: Rows, stats: Stats, min_images: int) -> list[dict]:
     """App. D.5 on CNNs: ClusCAM's runtime within a factor of 10 of ScoreCAM's, and of OptiCAM's (a
-    verdict each: one opponent's cells may run at another precision than ClusCAM's)."""
+    verdict each: one opponent's cells may run at another precision than ClusCAM's); no verdict where
+    an architecture has fewer than ``min_images`` images."""
     out = []
     for d in PAPER_DATASETS:
         models = data.models(d, "cnn")
+        few = too_few(data.images(d, models), min_images)
         ours = factor(stats, d, models, "cluscam", "seconds") if models else np.nan
         for o in ("scorecam", "opticam"):
             ratio = ours / factor(stats, d, models, o, "seconds") if models else np.nan
             mixed = data.mixed_precision(d, models, ("cluscam", o))
             out.append({"dataset": d, "opponent": o, "ratio": ratio,
                         "verdict": f"{NA}: no rows for CNNs (or a method) on {dataset_label(d)}" if np.isnan(ratio) else
-                        f"{NA}: {mixed}" if mixed else HOLDS if 0.1 <= ratio <= 10 else FAILS})
+                        f"{NA}: {mixed or few}" if mixed or few else HOLDS if 0.1 <= ratio <= 10 else FAILS})
     return out
 
 
-def pass_rows(data: Rows, stats: Stats) -> list[dict]:
+def pass_rows(data: Rows, stats: Stats, min_images: int) -> list[dict]:
     """Table 9 per (dataset, architecture): measured forward (+ partial) passes per image against
     1 + the paper's count (the explainers' capture pass), N = ScoreCAM's or AblationCAM's passes - 1
-    and K from ClusCAM's config."""
+    and K from ClusCAM's config; no verdict on fewer than ``min_images`` images."""
     out = []
     for d, m in dict.fromkeys(zip(data.rows["dataset"], data.rows["model"])):
         fp = {meth: stats.cells[d, m, meth]["fp"] for meth in paper.TABLE9 if (d, m, meth) in stats.cells}
         n = next((fp[x] - 1 for x in ("scorecam", "ablationcam") if x in fp), np.nan)
         k = data.configs.get((d, m, "cluscam"), {}).get("method.k", np.nan)
         expected = {"gradcam": 1, "gradcampp": 1, "scorecam": 1 + n, "ablationcam": 1 + n, "cluscam": 1 + k}
+        few = too_few(data.images(d, [m]), min_images)
         for meth, count in paper.TABLE9.items():
             ok = meth in fp and np.isclose(fp[meth], expected[meth])
             if meth == "cluscam":  # and K << N
@@ -381,7 +399,7 @@ def pass_rows(data: Rows, stats: Stats) -> list[dict]:
             unknown = meth not in fp or np.isnan(expected[meth]) or (meth == "cluscam" and np.isnan(n))
             out.append({"dataset": d, "model": m, "method": meth, "paper": count, "expected": expected[meth],
                         "measured": fp.get(meth, np.nan), "bp": stats.cells.get((d, m, meth), {}).get("bp", np.nan),
-                        "verdict": NA if unknown else HOLDS if ok else FAILS})
+                        "verdict": NA if unknown else f"{NA}: {few}" if few else HOLDS if ok else FAILS})
     return out
 
 
@@ -548,7 +566,8 @@ RULES = f"""\
   ILSVRC ViTs); architectures absent from the paper take its general claim (ClusCAM ahead). Whether a stated margin lies inside the interval is shown, not judged.
 - **{NA}** when the dataset or family has no rows, a compared method has no rows on an
   architecture (the verdict needs every opponent), an architecture ran on random weights (no trained
-  model), or an architecture has fewer paired images than the minimum.
+  model), or an architecture has fewer paired images than the minimum (`--min-images`; Tables 1, 8
+  and 9 too: fewer images of the groups cell or architecture).
 - **Table 1** (every groups cell under `<runs>/table1/`, `--where` not applied): *{HOLDS}* when the one-sided
   t-test and Wilcoxon p-values are below {ALPHA} and the interval of the mean pair difference (images
   resampled) lies above 0; *{FAILS}* when it lies below 0.
@@ -579,8 +598,9 @@ def report(data: Rows, runs: str | Path, command: str, resamples: int = 2000, se
     measure = lambda claims: [compare(data, c, resamples, seed, min_images) for c in claims]  # noqa: E731
     family, arch, agcam = measure(family_claims(data)), measure(architecture_claims(data)), measure(agcam_claims(data))
     runtime = measure(runtime_claims(data))
-    t1 = table1_results(runs, resamples, seed)
-    factors, mags, passes = factor_rows(data, stats), order_of_magnitude_rows(data, stats), pass_rows(data, stats)
+    t1 = table1_results(runs, resamples, seed, min_images)
+    factors, mags = factor_rows(data, stats, min_images), order_of_magnitude_rows(data, stats, min_images)
+    passes = pass_rows(data, stats, min_images)
     counts = {"Sec. 4.2 / Table 2 (families)": [r.verdict for r in family],
               "Tables 4, 6, 7 (architectures)": [r.verdict for r in arch],
               "Table 5 (AG-CAM)": [r.verdict for r in agcam],

@@ -5,12 +5,14 @@
 
 Each table becomes ``<out>/table<name>.md``, ``.tex``, ``.csv`` (one line per cell, with its value,
 spread, 95% bootstrap interval, the count of images its mean averaged and rank) and ``.meta.json``
-(images per cell and metric, models, commits, devices, missing cells, the common image set).
+(images per cell and metric, models, commits, devices, missing cells, the common image set, the
+``--where`` selection, also named in each footer).
 Every table uses one cell per (dataset, model, method), chosen by its config (``--where``), never by
 date, and compares the methods of each (dataset, architecture) on the image ids all its cells have
-(a footer names the cells whose other images were left out).  An architecture's value is the mean of
-its per-image terms in % (Appendix C, Eqs. 11-15; EP and LE over the images with one box, a filter
-on the same rows); a family's value is the mean ± sample standard deviation of its architectures'
+(a footer names the cells whose other images were left out, and the cells left out because a run
+has not yet joined their rows into ``rows.csv``; a ``rows.csv`` that is not whole stops it, exit
+status 2).  An architecture's value is the mean of its per-image terms in % (Appendix C, Eqs. 11-15;
+EP and LE over the images with one box, a filter on the same rows); a family's value is the mean ± sample standard deviation of its architectures'
 values (Table 2; e.g. the paper's CNN GradCAM AD 18.93 ± 4.82 is that of Table 6's six CNN values).
 Bootstrap intervals resample each architecture's images (fixed seed per dataset and architecture,
 so every method of an architecture sees the same draws; EP and LE average the single-box images of
@@ -35,7 +37,7 @@ import pandas as pd
 
 from baselines import METHODS, method_class
 from benchmarks.data import DATASETS
-from benchmarks.results import add_row_arguments, load_rows, where_argument
+from benchmarks.results import add_row_arguments, load_rows, partial_cells, where_argument
 MODELS = {"resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-50", "resnet101": "ResNet-101",
           "efficientnet_b0": "EfficientNet", "inception_v3": "InceptionV3", "vit_b_16": "ViT-B", "vit_ti_16": "ViT-Ti",
           "swin_b": "Swin-B",
@@ -534,9 +536,10 @@ def short_commit(commit: str) -> str:
     return head[:7] + plus + rest
 
 
-def table_meta(table: Table, stats: Stats, commit: str = "unknown") -> dict:
+def table_meta(table: Table, stats: Stats, commit: str = "unknown", where: Mapping[str, str] | None = None) -> dict:
     """What produced ``table``: its cells, the images each metric averaged, models, commits, devices,
-    dates, missing cells, the cells cut to the common image set and the commit it was rendered at."""
+    dates, missing cells, the cells cut to the common image set, the commit it was rendered at and
+    the config values (``where``, ``--where``) that selected its cells."""
     used = {k: stats.cells[k] for k in table.keys if k in stats.cells}
     models = list(dict.fromkeys(m for _, m, _ in table.keys))
     dates = sorted(d for r in used.values() for d in (r["started"], r["date"]))
@@ -555,6 +558,7 @@ def table_meta(table: Table, stats: Stats, commit: str = "unknown") -> dict:
         "common_ids": {"/".join(k): {"kept": kept, "total": total}
                        for k, (kept, total) in stats.trimmed.items() if k in used},
         "rendered_at": commit,
+        "where": dict(where or {}),
         "cells": [{"dataset": d, "model": m, "method": meth, "cell": r["cell"], "images": r["n"],
                    "single_box_images": r["n_box1"], "averaged": {label: r[c] for c, label in table.counts.items()},
                    "commits": r["commits"], "started": r["started"], "date": r["date"], "devices": r["devices"],
@@ -598,6 +602,9 @@ def footer(meta: dict) -> list[str]:
              f"Commit(s): {', '.join(meta['commits']) or 'unknown'}. "
              f"Device(s): {', '.join(meta['devices']) or 'unknown'}."
              + (f" Run dates: {' to '.join(dict.fromkeys(meta['dates']))}." if meta["dates"] else "")]
+    if meta["where"]:
+        lines.append("Cells selected by their config (--where): "
+                     + " ".join(f"{k}={v}" for k, v in meta["where"].items()) + ".")
     if meta["missing"]:
         lines.append(f"Missing cells ({DASH}): {', '.join(meta['missing'])}.")
     if meta["common_ids"]:
@@ -619,11 +626,13 @@ def footer(meta: dict) -> list[str]:
 
 def write_tables(rows: pd.DataFrame, out: str | Path, tables: Sequence[str] = TABLES,
                  families: Mapping[str, str] | None = None, resamples: int = 2000, seed: int = 0,
-                 commit: str | None = None, notes: Sequence[str] = ()) -> list[Path]:
+                 commit: str | None = None, notes: Sequence[str] = (), where: Mapping[str, str] | None = None
+                 ) -> list[Path]:
     """Write ``<out>/<table>.md``, ``.tex``, ``.csv`` and ``.meta.json`` for each table with rows;
     a table whose dataset or model has no rows is skipped with a warning.  ``commit``: the checkout
     rendering them (default :func:`benchmarks.provenance.git_commit`; ``+dirty`` is marked);
-    ``notes``: footer lines added to every table."""
+    ``notes``: footer lines added to every table; ``where``: the config values that selected the rows'
+    cells (named in each footer)."""
     from benchmarks.provenance import git_commit
 
     commit = commit or git_commit()
@@ -637,7 +646,7 @@ def write_tables(rows: pd.DataFrame, out: str | Path, tables: Sequence[str] = TA
             warnings.warn(f"table {name}: no rows for its dataset or model; skipped", stacklevel=2)
             continue
         table.notes = [*table.notes, *notes]
-        meta = table_meta(table, stats, commit)
+        meta = table_meta(table, stats, commit, where)
         for suffix, text in ((".md", render_markdown(table, meta)), (".tex", render_latex(table, meta)),
                              (".csv", render_csv(table)), (".meta.json", json.dumps(meta, indent=2) + "\n")):
             path = out / f"{table.name}{suffix}"
@@ -655,17 +664,26 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="only these methods' cells (e.g. to compare the others on more images than a slow "
                              "method has run on); the footer names the methods left out")
     args = parser.parse_args(argv)
-    every = load_rows(args.runs, where=where_argument(parser, args))
-    rows = every[every["method"].isin(args.methods)] if args.methods else every
-    left_out = sorted(set(every["method"]) - set(rows["method"]))
-    notes = [f"Left out of this rendering (--methods): {', '.join(map(method_label, left_out))}."] if left_out else []
-    if rows.empty:
-        raise SystemExit(f"no result rows under {args.runs}"
-                         + (f" with {' '.join(args.where)}" if args.where else "") + ": run benchmarks.run first")
+    where = where_argument(parser, args)
     try:
-        paths = write_tables(rows, args.out, args.tables, resamples=args.resamples, seed=args.seed, notes=notes)
+        every = load_rows(args.runs, where=where)
+        rows = every[every["method"].isin(args.methods)] if args.methods else every
+        if rows.empty:
+            selection = f" with {' '.join(args.where)}" if args.where else ""
+            raise ValueError(f"no result rows under {args.runs}{selection}: run benchmarks.run first")
+        left_out = sorted(set(every["method"]) - set(rows["method"]))
+        partial = partial_cells(args.runs, where)
+        notes = []
+        if left_out:
+            notes.append(f"Left out of this rendering (--methods): {', '.join(map(method_label, left_out))}.")
+        if partial:
+            notes.append("Cells left out, their rows not yet joined into rows.csv (a run under way or stopped; rerun "
+                         "the cell, the runner resumes): "
+                         + ", ".join(f"{cell} ({n} images in its parts)" for cell, n in partial.items()) + ".")
+        paths = write_tables(rows, args.out, args.tables, resamples=args.resamples, seed=args.seed, notes=notes,
+                             where=where)
     except ValueError as err:
-        raise SystemExit(f"error: {err}") from err
+        parser.exit(2, f"error: {err}\n")
     print("\n".join(map(str, paths)))
 
 

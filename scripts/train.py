@@ -66,6 +66,7 @@ from tqdm import tqdm
 from benchmarks import zoo
 from benchmarks.data import RecordDataset, collate
 from benchmarks.provenance import provenance, resolve_device
+from benchmarks.store import unwritable
 from benchmarks.api import cell_dataset, compose
 
 DATASET = "alzheimer"
@@ -314,6 +315,7 @@ def train(cfg: DictConfig, opts: TrainOptions, command: str = "") -> tuple[nn.Mo
     """Fine-tune ``cfg.model`` on the Alzheimer splits; write the best state (floating tensors in
     ``opts.save_dtype``) and its report to ``opts.out``; return the model (the saved state, eval mode)
     and the report, whose validation and test scores are those of the saved weights."""
+    writable(opts.out)
     device, precision = resolve_device(cfg.run.device), str(cfg.run.precision)
     splits = make_splits(cfg, opts)
     model, model_cfg, init = initial_model(cfg, device)
@@ -335,6 +337,15 @@ def train(cfg: DictConfig, opts: TrainOptions, command: str = "") -> tuple[nn.Mo
     checkpoint.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     resume.path.unlink(missing_ok=True)
     return model.eval(), report
+
+
+def writable(folder: Path) -> None:
+    """Refuse an output folder that cannot be created and written (before any data is read, not after
+    the first epoch)."""
+    reason = unwritable(folder)
+    if reason is not None:
+        raise ValueError(f"cannot write the output folder {folder} ({reason}); pass --out a folder you can create "
+                         "and write")
 
 
 def fingerprint(cfg: DictConfig, model_cfg: DictConfig, opts: TrainOptions, splits: dict[str, Subset]) -> str:
@@ -477,7 +488,8 @@ def parse_args(argv: Sequence[str]) -> tuple[dict, list[str]]:
                    help="validation images: a count (default 380, the paper's) or a fraction such as 0.1")
     p.add_argument("--val-from", choices=("test", "train"), default=d.val_from,
                    help="split the validation images come from (test: the paper's 5,120 / 380 / 900)")
-    p.add_argument("--out", type=Path, default=d.out, help="folder of <model>_alzheimer.pth and .json")
+    p.add_argument("--out", type=Path, default=d.out, help="folder of <model>_alzheimer.pth and .json (made when missing; checked writable before "
+                                                          "anything is read)")
     p.add_argument("--save-dtype", choices=sorted(DTYPES), default=d.save_dtype,
                    help="floating tensors of the saved state_dict (float16 halves the file; the zoo loads it as float32)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=d.progress)
@@ -508,10 +520,12 @@ def options(cfg: DictConfig, **flags) -> TrainOptions:
 def main(argv: Sequence[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
     flags, overrides = parse_args(argv)
-    cfg = compose_config(overrides)
-    opts = options(cfg, **flags)
     command = shlex.join(["python", "-m", "scripts.train", *argv])
-    _, report = train(cfg, opts, command)
+    try:
+        cfg = compose_config(overrides)
+        _, report = train(cfg, options(cfg, **flags), command)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from err
     print(f"{report['model']}: val acc {report['val_acc']:.4f} (epoch {report['best_epoch']}), "
           f"test acc {report['test_acc']:.4f}; wrote {report['checkpoint']}\n"
           f"use it with: python -m benchmarks.run model={report['model']} dataset={DATASET} "

@@ -156,6 +156,34 @@ def test_cannot_measure_reasons(tmp_path):
     assert v["ILSVRC", "CNNs (ResNet-18, ResNet-34)", "IC (↑)", claim].startswith(f"{NA}: no rows for OptiCAM")
 
 
+def test_no_verdict_of_any_table_below_the_minimum_of_images(tmp_path):
+    """Two images per architecture (and a Table 1 cell of two): every section, Tables 1, 8 and 9
+    included, says too few images instead of a verdict."""
+    runs = tmp_path / "runs"
+    for method in paper.ORDER:
+        for model in ("resnet18", "vit_b_16"):
+            write_cell(runs, "ilsvrc", model, method, "win", n=2)
+    groups = runs / "table1" / "ilsvrc" / "resnet18" / "groups" / "abc"
+    groups.mkdir(parents=True)
+    pd.DataFrame({"id": np.repeat(["img000", "img001"], 5), "group": np.tile(range(5), 2),
+                  "rank": np.tile(range(5), 2), "size": 2, "s_meta": 1.0 + OFFSETS[:10],
+                  "s_members_mean": OFFSETS[:10] ** 2}).to_csv(groups / "rows.csv", index=False)
+    main(["--runs", str(runs), "--out", str(tmp_path / "r.md"), "--resamples", "50"])
+    report = (tmp_path / "r.md").read_text()
+    few = f"{NA}: too few images (fewer than 10): "
+    summary = [r for r in md_rows(report) if len(r) == 5 and r[0] != "Claims" and not r[1].startswith("ClusCAM /")]
+    assert len(summary) == 6 and all(r[1:4] == ["0", "0", "0"] for r in summary), summary
+    factors = {tuple(r[:4]): r[4:] for r in md_rows(report) if len(r) == 7}
+    assert factors["ILSVRC", "CNNs", "seconds/image (↓)", "ClusCAM (Ours)"][2] == few + "ResNet-18 2"
+    assert factors["ILSVRC", "ViTs", "AD (↓)", "OptiCAM"][2] == few + "ViT-B 2"
+    magnitude = {tuple(r[:2]): r[2:] for r in md_rows(report) if len(r) == 4 and r[1].startswith("ClusCAM / ")}
+    assert magnitude["ILSVRC", "ClusCAM / OptiCAM"][1] == few + "ResNet-18 2"
+    passes = {(r[0], r[1], r[2]): r[-1] for r in md_rows(report) if len(r) == 8}
+    assert passes["ILSVRC", "ViT-B", "ClusCAM (Ours)"] == few + "ViT-B 2"
+    table1 = next(r for r in md_rows(report) if r[0] == "table1/ilsvrc/resnet18/groups/abc")
+    assert table1[1] == "2" and table1[-1] == few + "ResNet-18 2"
+
+
 def test_a_checkpoint_trained_here_is_a_trained_model(tmp_path):
     """Cells record a checkpoint by its sha256: from scratch (pretrained false) it still counts as trained."""
     runs = tmp_path / "runs"

