@@ -44,6 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.list_models:
         print(" ".join(pipeline.models_loaded(steps)))
         return 0
+    if not args.plan:  # the problems that would stop the run, before minutes of throughput measurement
+        problems = pipeline.preflight(settings, steps, pipeline.disk(pipeline.plan_rows(steps, {})))
+        if problems:
+            print("cannot start:\n" + "\n".join(f"- {p}" for p in problems), file=sys.stderr)
+            return 2
     rates = pipeline.throughputs(steps, settings.device, settings.precision, args.perf, int(settings.batch_size))
     rows = pipeline.plan_rows(steps, rates)
     text = pipeline.render_plan(rows, rates, settings)
@@ -60,10 +65,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     todo = rows[rows["state"] == "to do"]
     print(f"{len(todo)} of {len(rows)} jobs to do, about {pipeline.duration(todo['estimate_s'].fillna(0).sum())} of "
           f"device time and {pipeline.size(pipeline.disk(rows))} of disk (--plan lists them)", flush=True)
-    problems = pipeline.preflight(settings, steps, pipeline.disk(rows))
-    if problems:
-        print("cannot start:\n" + "\n".join(f"- {p}" for p in problems), file=sys.stderr)
-        return 2
     times = pipeline.execute(steps, settings, rates)
     print(f"done: {pipeline.out(settings)} (times beside the estimates: {times})")
     return 0

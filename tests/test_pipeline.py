@@ -230,6 +230,7 @@ def test_make_table2_offline_names_the_missing_weights_at_once_and_writes_nothin
                           capture_output=True, text=True, timeout=600, env=env)
     text = done.stdout + done.stderr
     assert done.returncode != 0 and "Traceback" not in text and "Downloading" not in text, text
+    assert "jobs to do" not in text  # stopped before the throughput measurement and the plan
     for model in ("resnet18", "levit_192"):
         path = str(hubcache.expected_weight_file(model).path)
         line = next(x for x in text.splitlines() if f"{model}: pretrained" in x)
