@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import types
 import warnings
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -186,11 +187,29 @@ def memory_format(cfg_or_name: ModelConfig, precision: str, device: torch.device
         else torch.contiguous_format
 
 
+def batch_after_patches(model: nn.Module) -> nn.Module:
+    """A torchvision ViT whose ``_process_input`` takes the batch size from the patch embedding's output
+    (torchvision takes it from the images), so that a hook on ``conv_proj``, the paper's ViT layer (App. A),
+    may return more rows than images: ReciproCAM's masked copies.  Same outputs otherwise; other
+    models are returned unchanged."""
+    if isinstance(model, torchvision.models.VisionTransformer):
+        model._process_input = types.MethodType(_vit_process_input, model)
+    return model
+
+
+def _vit_process_input(self: torchvision.models.VisionTransformer, x: torch.Tensor) -> torch.Tensor:
+    """[n, 3, H, W] images -> [n', (H/p)(W/p), hidden] patch tokens, n' the rows of ``conv_proj``'s output."""
+    torch._assert(tuple(x.shape[2:]) == (self.image_size, self.image_size),
+                  f"expected {self.image_size} x {self.image_size} images, got {tuple(x.shape[2:])}")
+    x = self.conv_proj(x)
+    return x.reshape(x.shape[0], self.hidden_dim, -1).permute(0, 2, 1)
+
+
 def _build(cfg: DictConfig, num_classes: int) -> nn.Module:
     """Random-init architecture of ``cfg`` with ``num_classes`` outputs."""
     kwargs = OmegaConf.to_container(cfg.kwargs)
     if cfg.source == "torchvision":
-        return torchvision.models.get_model(cfg.arch, weights=None, num_classes=num_classes, **kwargs)
+        return batch_after_patches(torchvision.models.get_model(cfg.arch, weights=None, num_classes=num_classes, **kwargs))
     if cfg.source == "tiny":
         if cfg.arch not in TINY:
             raise ValueError(f"model {cfg.name!r}: unknown tiny arch {cfg.arch!r}; use one of {sorted(TINY)}")

@@ -602,7 +602,7 @@ def footer(meta: dict) -> list[str]:
              f"Commit(s): {', '.join(meta['commits']) or 'unknown'}. "
              f"Device(s): {', '.join(meta['devices']) or 'unknown'}."
              + (f" Run dates: {' to '.join(dict.fromkeys(meta['dates']))}." if meta["dates"] else "")]
-    if meta["where"]:
+    if meta.get("where"):
         lines.append("Cells selected by their config (--where): "
                      + " ".join(f"{k}={v}" for k, v in meta["where"].items()) + ".")
     if meta["missing"]:

