@@ -376,3 +376,20 @@ def test_torchvision_vit_takes_its_batch_after_the_patch_embedding(finish):
             expected.append(torch.stack(probs).view(4, 4))
     cam = ReciproCAM(model, "conv_proj", chunk_size=16)
     torch.testing.assert_close(cam(images, targets), finish(torch.stack(expected)), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", [m for m in zoo.MODEL_NAMES if zoo.model_config(m).source != "tiny"])
+def test_masked_copies_at_the_paper_layer_reach_the_output(name):
+    """ReciproCAM's copies (more rows than images at the hooked layer, as the paper's hooks give every method)
+    pass through every architecture of the zoo: two copies of each of two images give [2, 2, classes] logits."""
+    from baselines.reciprocam import ReciproCAM, spatial_masks
+
+    cfg = zoo.model_config(name)
+    torch.manual_seed(0)
+    cam = ReciproCAM(zoo._build(cfg, 10).eval(), zoo.layer_spec(cfg), chunk_size=2)
+    images = torch.randn(2, 3, *cfg.input.size)
+    with torch.no_grad():
+        _, c, h, w = cam.capture(images, None).maps.shape
+        assert (c, h, w) == tuple(cfg.layer.shape)
+        logits = cam._copy_logits(images, spatial_masks(h, w, cam.kernel)[:2])
+    assert logits.shape == (2, 2, 10) and torch.isfinite(logits).all()
