@@ -14,9 +14,13 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
+import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -105,6 +109,7 @@ def cell_dataset(cfg: DictConfig) -> RecordDataset:
 
 
 OWN_PACKAGES = ("benchmarks", "cluscam", "baselines", "scripts")
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 def user_error(err: BaseException) -> str | None:
@@ -121,9 +126,25 @@ def user_error(err: BaseException) -> str | None:
     tb = err.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
-    module = tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
-    own = module.split(".")[0] in OWN_PACKAGES
+    where = Path(tb.tb_frame.f_code.co_filename).resolve() if tb is not None else Path("/")
+    own = any(where.is_relative_to(PROJECT / package) for package in OWN_PACKAGES)  # by file: a script runs as __main__
     return " ".join(lines) if own and isinstance(err, (ValueError, OSError, CellLocked, zoo.WeightsUnavailable)) else None
+
+
+@contextmanager
+def one_line_errors(full: bool | None = None) -> Iterator[None]:
+    """The body of a command line: a user's mistake (:func:`user_error`) ends it with one line, ``error: ...``,
+    and exit status 2; a bug keeps its traceback, as does every error with ``full`` (default: the environment's
+    ``HYDRA_FULL_ERROR=1``)."""
+    try:
+        yield
+    except Exception as err:
+        full = os.environ.get("HYDRA_FULL_ERROR") == "1" if full is None else full
+        line = None if full else user_error(err)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 def check_keys(cfg: DictConfig) -> None:
@@ -303,4 +324,4 @@ def evaluate_batch(explainer, model, batch, device: torch.device, cfg: DictConfi
 
 
 __all__ = ["cell_dataset", "cell_explainer", "cell_identity", "cell_method_options", "cell_model", "cell_model_config",
-           "cell_store", "compose", "evaluate_batch", "excluded_ids", "run_cell", "user_error"]
+           "cell_store", "compose", "evaluate_batch", "excluded_ids", "one_line_errors", "run_cell", "user_error"]

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from benchmarks.api import run_cell, user_error
+from benchmarks.api import one_line_errors, run_cell, user_error
 from benchmarks.metrics import summarize
 from benchmarks.store import unwritable
 
@@ -80,14 +79,8 @@ def cli() -> None:
     if out is not None:
         _check_writable(out)
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let the error reach this function instead of Hydra's printer
-    try:
+    with one_line_errors(full=_FULL_ERROR):
         main()
-    except Exception as err:
-        line = None if _FULL_ERROR else user_error(err)
-        if line is None:
-            traceback.print_exc()
-            sys.exit(1)
-        _fail(line)
     if _FAILED and not _SWEEP:
         _fail(_FAILED[0])
     if _FAILED:

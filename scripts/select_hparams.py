@@ -28,7 +28,7 @@ from benchmarks import zoo
 from benchmarks.data import collate
 from benchmarks.provenance import provenance, resolve_device
 from benchmarks.data.base import RecordDataset, select_records
-from benchmarks.api import cell_dataset, cell_model, cell_model_config, compose, excluded_ids
+from benchmarks.api import cell_dataset, cell_model, cell_model_config, compose, excluded_ids, one_line_errors
 from cluscam.selection import select_hyperparameters
 
 DEFAULT_KS = tuple(range(5, 101, 5))
@@ -123,4 +123,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():
+        main()

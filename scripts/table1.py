@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from benchmarks.api import cell_dataset, cell_explainer, cell_identity, cell_method_options, cell_model, \
-    cell_model_config, compose
+    cell_model_config, compose, one_line_errors
 from benchmarks.data import collate
 from benchmarks.provenance import git_commit, provenance, resolve_device
 from benchmarks.store import CONFIG, CellStore, read_sessions
@@ -319,4 +319,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():
+        main()

@@ -397,3 +397,12 @@ def test_k_above_the_layer_is_recorded_as_run(tmp_path):
     store = runner.cell_store(big)
     assert json.loads((store.dir / "config.json").read_text())["method"]["k"] == 32
     assert store.dir == runner.cell_store(cfg_for(tmp_path, "model=tiny_cnn", "method=cluscam", "method.options.k=32")).dir
+
+
+@pytest.mark.parametrize("script", ["scripts.table1", "scripts.select_hparams"])
+def test_the_other_command_lines_give_one_line_too(tmp_path, script):
+    done = subprocess.run([sys.executable, "-m", script, "model=tiny_cnn", "dataset=ilsvrc", "run.start=1000",
+                           f"run.out_dir={tmp_path}", "--out", str(tmp_path / "tables")], capture_output=True, text=True,
+                          timeout=300, cwd=Path(__file__).parents[1])
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: dataset.root is not set"), done.stderr
