@@ -39,6 +39,7 @@ from baselines import method_class, method_names
 from benchmarks import cost, hubcache, zoo
 from benchmarks.ablation import ABLATION
 from benchmarks.api import cell_dataset, cell_store, compose
+from benchmarks.store import unwritable
 from cluscam.base import PassCount
 from cluscam.selection import select_hyperparameters
 
@@ -497,9 +498,10 @@ def preflight(settings: DictConfig, steps: Sequence[Step], disk_needed: float) -
         if ck.is_file() and any(s.name in ("alzheimer", "select", "train") for s in steps):
             problems += _checkpoint_problem(m, ck)
     folder = out(settings)
+    reason = unwritable(folder)
+    if reason is not None:
+        problems.append(f"cannot write {folder} ({reason}): choose another out=")
     existing = next(p for p in [folder, *folder.parents] if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
-        problems.append(f"cannot write {folder} ({existing} is not a writable folder): choose another out=")
     free = shutil.disk_usage(existing).free
     if free < disk_needed:
         problems.append(f"too little disk at {existing}: the run needs about {size(disk_needed)}, {size(free)} are "

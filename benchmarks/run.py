@@ -61,12 +61,7 @@ def _check_writable(folder: str) -> None:
     """Refuse an output folder that cannot be created or written, naming run.out_dir."""
     reason = unwritable(folder)
     if reason is not None:
-        _fail(f"run.out_dir={folder!r} cannot be written ({reason}); choose a folder you can write")
-
-
-def _fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    sys.exit(2)
+        raise ValueError(f"run.out_dir={folder!r} cannot be written ({reason}); choose a folder you can write")
 
 
 def cli() -> None:
@@ -76,15 +71,15 @@ def cli() -> None:
     _CLI_PID = os.getpid()
     _FULL_ERROR = os.environ.get("HYDRA_FULL_ERROR") == "1"
     out = _out_dir(sys.argv[1:])
-    if out is not None:
-        _check_writable(out)
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let the error reach this function instead of Hydra's printer
     with one_line_errors(full=_FULL_ERROR):
+        if out is not None:
+            _check_writable(out)
         main()
-    if _FAILED and not _SWEEP:
-        _fail(_FAILED[0])
     if _FAILED:
-        _fail(f"{len(_FAILED)} job(s) failed:\n" + "\n".join(f"  {line}" for line in _FAILED))
+        lines = _FAILED if not _SWEEP else [f"{len(_FAILED)} job(s) failed:", *(f"  {line}" for line in _FAILED)]
+        print("error: " + "\n".join(lines), file=sys.stderr, flush=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
