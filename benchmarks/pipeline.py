@@ -364,7 +364,7 @@ def render_jobs(settings: DictConfig, tables: Sequence[str]) -> list[Job]:
                                                              "alzheimer", "--log", "--out", f"{figures}/alzheimer"]))
     if "all" in tables or "claims" in tables:
         jobs.append(Job("render", "claims report", ["scripts.claims", "--runs", str(runs), "--out",
-                                                    str(o / "REPRODUCTION.md"),
+                                                    str(o / "REPRODUCTION.md"), "--tables", str(o / "tables"),
                                                     *(["--random-weights"] if settings.random_weights else [])]))
     return jobs
 

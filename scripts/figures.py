@@ -47,8 +47,9 @@ from benchmarks.ablation import ABLATION, variant_overrides  # noqa: E402
 from benchmarks.metrics import summarize  # noqa: E402
 from benchmarks.provenance import resolve_device  # noqa: E402
 from benchmarks.api import cell_dataset, cell_explainer, cell_model, cell_store, compose, run_cell  # noqa: E402
-from scripts.table1 import TOP, split_overrides, table1_stores  # noqa: E402
-from scripts.tables import FAMILIES, common_ids, family_of, method_label, select_cells  # noqa: E402
+from benchmarks.stats import FAMILIES, common_ids, family_of, select_cells  # noqa: E402
+from benchmarks.table1 import TOP, split_overrides, table1_stores  # noqa: E402
+from benchmarks.tables import method_label  # noqa: E402
 
 DPI = 100
 PANELS = (10.0, 4.0)  # inches of the two-panel figures (2, 5, 6, 9)

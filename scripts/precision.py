@@ -23,7 +23,8 @@ import pandas as pd
 
 from benchmarks.provenance import git_commit
 from benchmarks.results import load_rows
-from scripts.tables import CONFIDENCE, LOCALIZATION, LABELS, bootstrap_means, interval, metric_values
+from benchmarks.stats import CONFIDENCE, LOCALIZATION, bootstrap_means, interval, metric_values
+from benchmarks.tables import LABELS
 
 METRICS = CONFIDENCE + LOCALIZATION
 

@@ -261,7 +261,7 @@ def _check_rehearsal(out: Path, models: list[str]) -> None:
     assert sorted(p.stem.removesuffix("_alzheimer") for p in (out / "checkpoints").glob("*.pth")) == sorted(models)
     for table in TABLES:
         assert (out / "tables" / table).is_file(), table
-    from scripts.tables import MODELS as DISPLAY
+    from benchmarks.tables import MODELS as DISPLAY
 
     for table in ("table6.md", "table7.md"):  # each architecture on each dataset
         listed = next(line for line in (out / "tables" / table).read_text().splitlines() if "Models: " in line)

@@ -22,7 +22,8 @@ from benchmarks.data import DATASETS, RecordDataset, SyntheticObjects, build_dat
 from cluscam.base import Explainer
 from cluscam.layers import LAYOUTS, LayerSpec
 from scripts.demo import demo_methods
-from scripts.tables import build_table, cell_stats
+from benchmarks.stats import cell_stats
+from benchmarks.tables import build_table
 
 ROOT = Path(__file__).resolve().parents[1]
 # The cell folders of every method on the tiny models (dataset=synthetic): a refactoring must keep them.

@@ -235,7 +235,7 @@ def test_another_spelling_of_the_dataset_root_resumes_its_cell(tmp_path, monkeyp
 
 def test_a_cell_has_one_writer_and_one_row_per_id(tmp_path):
     from benchmarks.results import load_rows
-    from benchmarks.store import read_sessions, CellLocked
+    from benchmarks.store import CellLocked
 
     cfg = cfg_for(tmp_path, "model=tiny_cnn", "method=gradcam")
     store = runner.cell_store(cfg)

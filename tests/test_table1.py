@@ -1,4 +1,4 @@
-"""Table 1's experiment (scripts/table1.py): member logit changes against a by-hand computation,
+"""Table 1's experiment (benchmarks.table1, scripts/table1.py): member logit changes against a by-hand computation,
 the statistics against scipy and by-hand values, p-value formatting and the rendered table."""
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from scipy import stats
 
 from benchmarks import zoo
 from benchmarks.api import cell_dataset, cell_model_config, compose
-from scripts import table1
-from scripts.table1 import format_p, main, paired_tests, run_table1, t_log10_sf, table1_statistics, wilcoxon_z, \
-    write_table1
+from benchmarks import table1
+from benchmarks.table1 import format_p, paired_tests, run_table1, t_log10_sf, table1_statistics, wilcoxon_z, write_table1
+from scripts.table1 import main
 
 RUN = ["method=cluscam", "dataset=synthetic", "dataset.options.n=4", "run.batch_size=2", "run.workers=0",
        "run.chunk_size=16", "run.device=cpu"]

@@ -1,4 +1,4 @@
-"""The result tables (scripts/tables.py) on synthetic per-image rows with known values."""
+"""The result tables (benchmarks.tables, scripts/tables.py) on synthetic per-image rows with known values."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scripts.tables import build_table, cell_stats, family_of, interval, main, render_csv, render_latex, \
-    render_markdown, table_meta, write_tables
+from benchmarks.stats import cell_stats, family_of, interval
+from benchmarks.tables import build_table, render_csv, render_latex, render_markdown, table_meta, write_tables
+from scripts.tables import main
 
 CNNS, VITS = ["resnet18", "resnet34", "resnet50"], ["vit_b_16", "swin_b"]
 FAMILIES = {**{m: "cnn" for m in CNNS}, **{m: "vit" for m in VITS}}

@@ -177,3 +177,26 @@ def parse(block: str, methods: tuple[str, ...] = ORDER) -> dict[tuple[str, str],
             raise ValueError(f"paper table line {line!r}: {len(values)} values for {len(methods)} methods")
         out[key, metric] = dict(zip(methods, map(float, values)))
     return out
+
+# Architectures of this suite whose paper row is another's: EfficientNet-Lite stands in for the paper's
+# EfficientNet (B0) in Tables 4, 6 and 7, where the paper states nothing about EfficientNet-Lite.
+STAND_INS = {"efficientnet_lite0": "efficientnet_b0", "efficientnet_lite1": "efficientnet_b0",
+             "efficientnet_lite2": "efficientnet_b0"}
+
+# App. D.2's statement on localization (Table 4).
+D2 = ("ClusCAM demonstrates competitive localization performance on transformer-based backbones, achieving the "
+      "lowest localization error.")
+
+# App. D.5's statements on Table 8, by family.
+D5 = {"cnn": "On CNNs, ClusCAM ... achieving the best improvements across all three metrics (AD, IC, AG).",
+      "vit": "On ViTs, ClusCAM is still improving attribution performance substantially over both baselines "
+             "(ScoreCAM, OptiCAM)."}
+
+# App. E's statement on runtime.
+APP_E = "Although faster than exhaustive methods like ScoreCAM, AblationCAM, and OptiCAM on ViTs"
+
+# Table 1 (Sec. 4.1): mean over the top 10 ranks of the mean logit difference meta - members, and of Cohen's d.
+TABLE1 = {"mean difference": 1.31, "Cohen's d": 0.82}
+
+# App. B / Fig. 8: the temperatures that give the best maps (the paper's own Table 3 has 0.51 for ViT-B).
+TAU_RANGE = (0.3, 0.5)
