@@ -512,6 +512,31 @@ def order_of_magnitude_rows(data: Rows, stats: Stats, min_images: int) -> list[d
     return out
 
 
+def pronounced_rows(data: Rows, stats: Stats, min_images: int, min_architectures: int = MIN_ARCHITECTURES
+                    ) -> list[dict]:
+    """Sec. 4.4: ClusCAM's runtime advantage over ScoreCAM "is even more pronounced on the ViTs": ClusCAM /
+    ScoreCAM seconds lower on ViTs than on CNNs; no verdict where a family has fewer than
+    ``min_architectures`` architectures or too few images, or where the two families' cells ran in
+    different precisions."""
+    out = []
+    for d in PAPER_DATASETS:
+        ratios, why = {}, []
+        for f in FAMILIES:
+            models = data.models(d, f)
+            if len(models) < min_architectures:
+                why.append(f"{FAMILIES[f]}: {len(models)} architecture(s), fewer than {min_architectures}")
+                continue
+            ratios[f] = factor(stats, d, models, "cluscam", "seconds") / factor(stats, d, models, "scorecam", "seconds")
+            why += [few] if (few := too_few(data.images(d, models), min_images)) else []
+        precisions = {f: data.precisions(d, data.models(d, f), ("cluscam", "scorecam")) for f in ratios}
+        if len(ratios) == 2 and precisions["cnn"] != precisions["vit"]:
+            why.append("the families' cells ran in different precisions")
+        ok = len(ratios) == 2 and ratios["vit"] < ratios["cnn"]
+        out.append({"dataset": d, "cnn": ratios.get("cnn", np.nan), "vit": ratios.get("vit", np.nan),
+                    "verdict": f"{NA}: {'; '.join(why)}" if why else HOLDS if ok else FAILS})
+    return out
+
+
 def declared_channels(data: Rows, dataset: str, model: str, method: str) -> float:
     """N of Table 9: the channels (maps) of the layer ``method`` hooks on ``model``, as declared by its
     config (``layer.shape``, or ``method_layers``); NaN for a model the zoo does not know."""
@@ -546,6 +571,139 @@ def pass_rows(data: Rows, stats: Stats, min_images: int) -> list[dict]:
                         "measured": fp.get(meth, np.nan), "bp": stats.cells.get((d, m, meth), {}).get("bp", np.nan),
                         "verdict": NA if unknown else f"{NA}: {few}" if few else HOLDS if ok else FAILS})
     return out
+
+
+# -- Fig. 5: the ablation (Sec. 4.4) ----------------------------------------------------------------------
+FULL = "ClusCAM (full)"
+CLUSTERING_VARIANTS = ("No clustering", "Spectral", "HDBSCAN")
+WEIGHTING_VARIANTS = ("Only logit", "Only softmax", "Discarding softmax", "Only temp-softmax")
+
+
+def _option(override: str) -> tuple[str, object]:
+    """``method.options.tau=1`` as the flat config key and value of a cell (``method.tau``, 1)."""
+    key, value = override.split("=", 1)
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return f"method.{key.rsplit('.', 1)[-1]}", parsed
+
+
+def ablation_variants(configs: Mapping[str, Mapping]) -> dict[str, str]:
+    """cell -> variant name of :data:`benchmarks.ablation.ABLATION` for the ClusCAM cells of one (dataset,
+    model) (cell -> flat config): the full model is the cell from which the most variants differ by
+    exactly their overrides; cells that are none of them are left out."""
+    from benchmarks.ablation import ABLATION
+
+    def method_part(cfg: Mapping) -> dict:
+        return {k: v for k, v in cfg.items() if k.startswith("method.")}
+
+    def matches(full: Mapping) -> dict[str, str]:
+        found = {}
+        for name, overrides in ABLATION.items():
+            expected = {**method_part(full), **dict(map(_option, overrides))}
+            found.update({cell: name for cell, cfg in configs.items() if method_part(cfg) == expected})
+        return found
+
+    return max((matches(cfg) for cfg in configs.values()), key=len, default={})
+
+
+def read_ablation(runs: str | Path) -> Rows | None:
+    """The ablation runs' ClusCAM cells as rows whose method is their variant (Fig. 5), on the image ids
+    all variants of a (dataset, model) have; None when the folder has no rows."""
+    if not Path(runs).is_dir():
+        return None
+    rows = load_rows(runs)
+    if rows.empty:
+        return None
+    rows = rows.assign(**{c: v for c, v in OPTIONAL.items() if c not in rows})
+    rows = rows[rows["method"] == "cluscam"]
+    keep, configs = [], {}
+    for (d, m), g in rows.groupby(["dataset", "model"], sort=False):
+        cells = {c: cell_config(Path(runs) / d / m / "cluscam" / c) for c in g["cell"].unique()}
+        variants = ablation_variants(cells)
+        keep.append(g[g["cell"].isin(variants)].assign(method=g["cell"].map(variants)))
+        configs.update({(d, m, name): cells[c] for c, name in variants.items()})
+    if not keep:
+        return None
+    picked, trimmed = common_ids(select_cells(pd.concat(keep)))
+    return Rows(picked, trimmed, configs, {m: family_of(m) for m in picked["model"].unique()})
+
+
+def fig5_claims(data: Rows | None) -> list[Claim]:
+    """Sec. 4.4's comparisons on each ablated architecture: the full model ahead of every variant in AD
+    and IC; No clustering ahead of Spectral and HDBSCAN; temperature softmax ahead of softmax."""
+    if data is None:
+        return [Claim("Sec. 4.4, Fig. 5", paper.SEC44["all"], "ilsvrc", "–", (), metric, subject=FULL,
+                      opponents=("a variant",), none="no ablation rows (python -m scripts.figures fig5 --run)")
+                for metric in ("ad", "ic")]
+    out = []
+    for d in sorted(set(data.rows["dataset"])):
+        for m in data.models(d):
+            for metric in ("ad", "ic"):
+                out += [Claim("Sec. 4.4, Fig. 5", paper.SEC44["all"], d, _name(m), (m,), metric, subject=FULL,
+                              opponents=(v,)) for v in (*CLUSTERING_VARIANTS, *WEIGHTING_VARIANTS)]
+                out += [Claim("Sec. 4.4, Fig. 5", paper.SEC44["no clustering"], d, _name(m), (m,), metric,
+                              subject="No clustering", opponents=(v,)) for v in ("Spectral", "HDBSCAN")]
+                out.append(Claim("Sec. 4.4, Fig. 5", paper.SEC44["temperature"], d, _name(m), (m,), metric,
+                                 subject="Only temp-softmax", opponents=("Only softmax",)))
+    return out
+
+
+def fig5_levels(data: Rows | None, resamples: int, seed: int, min_images: int) -> list[dict]:
+    """Sec. 4.4's numbers: IC below 45% for the clustering variants ("typically") and below 43% for
+    Discarding softmax (intervals of the variant's IC, images resampled); the largest degradation
+    of the K-Means++ variants, up to 18.54 points of AD and 23.37 of IC (an interval of the maximum of
+    their mean paired differences with the full model, images resampled jointly), judged as a margin."""
+    if data is None:
+        return []
+    out = []
+    for d in sorted(set(data.rows["dataset"])):
+        for m in data.models(d):
+            names = data.methods(d, m)
+            few = too_few(data.images(d, [m]), min_images)
+            s = comparison_seed(seed, d, [m])
+            for v, level in [*((v, 45.0) for v in CLUSTERING_VARIANTS), ("Discarding softmax", 43.0)]:
+                if v not in names:
+                    continue
+                ic = 100 * data.rows.loc[(data.rows["dataset"] == d) & (data.rows["model"] == m)
+                                         & (data.rows["method"] == v), "ic"].to_numpy(float)
+                lo, hi = interval(bootstrap_means(ic[:, None], resamples, s)[:, 0])
+                out.append({"dataset": d, "model": m, "statement": f"{v}: IC below {level:g}%",
+                            "measured": f"{ic.mean():.2f} [{lo:.2f}, {hi:.2f}]",
+                            "verdict": f"{NA}: {few}" if few else HOLDS if hi < level else FAILS if lo > level
+                            else f"not resolved (CI contains {level:g})"})
+            variants = [v for v in WEIGHTING_VARIANTS if v in names]
+            if FULL not in names or not variants:
+                continue
+            for metric, stated in (("ad", 18.54), ("ic", 23.37)):
+                sign = 1 if metric == "ad" else -1  # degradation: AD up, IC down
+                diffs = pd.concat({v: sign * (p[v] - p[FULL]) for v in variants
+                                   for p in [paired(data.rows, d, m, FULL, v, metric)]}, axis=1)
+                boot = bootstrap_means(diffs.to_numpy(float), resamples, s).max(1)
+                lo, hi = interval(boot)
+                worst = diffs.mean().idxmax()
+                found = FAILS if hi < 0 else "not resolved (CI contains 0)" if lo <= 0 else \
+                    (f"{MARGIN_MISSED} ({size})" if (size := margin_check(lo, hi, stated, "ic", "better")) else HOLDS)
+                out.append({"dataset": d, "model": m,
+                            "statement": f"largest {metric.upper()} degradation of the K-Means++ variants: up to {stated:g} points",
+                            "measured": f"{diffs.mean().max():.2f} ({worst}) [{lo:.2f}, {hi:.2f}]",
+                            "verdict": f"{NA}: {few}" if few else found})
+    return out
+
+
+def fig5_section(data: Rows | None, claims: Sequence[Result], levels: Sequence[dict]) -> list[str]:
+    counts = (f"{len(data.rows['id'].unique())} images in common to the variants" if data is not None else "no rows")
+    lines = [[dataset_label(r["dataset"]), _name(r["model"]), r["statement"], r["measured"], r["verdict"]]
+             for r in levels]
+    return (["> " + " ".join(dict.fromkeys(paper.SEC44.values())), "",
+             f"The variants of `benchmarks/ablation.py`, one ClusCAM cell each ({counts}; the paper used 500 images).",
+             "", *comparison_table(claims)]
+            + (["Sec. 4.4's numbers (IC levels: interval of the variant's mean IC; degradations: interval of the "
+                "largest mean paired difference among Only logit, Only softmax, Discarding softmax and Only "
+                "temp-softmax, the variants without discarding or temperature, images resampled jointly):", "",
+                *_table(["Dataset", "Architecture", "Statement", "Measured [95% CI]", "Verdict"], lines)]
+               if lines else []))
 
 
 # -- the report -------------------------------------------------------------------------------------------
@@ -702,7 +860,7 @@ def table3_section(rows: Sequence[dict]) -> list[str]:
 
 
 def factor_section(factors: Sequence[dict], magnitudes: Sequence[dict], orderings: Sequence[Result],
-                   runtime: Sequence[Result]) -> list[str]:
+                   runtime: Sequence[Result], pronounced: Sequence[dict]) -> list[str]:
     lines = [[dataset_label(r["dataset"]), FAMILIES[r["family"]], _label(r["metric"]) if r["metric"] else "all",
               method_label(r["method"]) if r["method"] else "all", _f(r["paper"], "×{:.2f}"), _f(r["measured"], "×{:.2f}"), r["verdict"]]
              for r in factors]
@@ -723,7 +881,12 @@ def factor_section(factors: Sequence[dict], magnitudes: Sequence[dict], ordering
                "between ×0.1 and ×10):", ""]
             + _table(["Dataset", "Ratio", "Measured", "Verdict"], mags)
             + ["Runtime orderings on ViTs (App. D.5, App. E):", ""]
-            + comparison_table(runtime))
+            + comparison_table(runtime)
+            + ["Sec. 4.4: \"The advantage is even more pronounced on the ViTs\": ClusCAM / ScoreCAM seconds per image "
+               "on each family:", ""]
+            + _table(["Dataset", "CNNs", "ViTs", "Verdict"],
+                     [[dataset_label(r["dataset"]), _f(r["cnn"], "×{:.2f}"), _f(r["vit"], "×{:.2f}"), r["verdict"]]
+                      for r in pronounced]))
 
 
 def passes_section(rows: Sequence[dict]) -> list[str]:
@@ -787,11 +950,17 @@ RULES = f"""\
 """
 
 
+def verdict_kind(verdict: str) -> str:
+    """A verdict without its reason or detail: "holds", "does not hold", "not resolved", ..."""
+    return verdict.split(":")[0].split(" (")[0]
+
+
 def summary(sections: Mapping[str, Sequence[str]]) -> list[str]:
     """Verdict counts per section: one per claim."""
-    lines = [[name, len(vs), *(sum(v.startswith(x) for v in vs) for x in VERDICTS)] for name, vs in sections.items()]
-    total = ["All", *(sum(line[i] for line in lines) for i in range(1, len(VERDICTS) + 2))]
-    return _table(["Claims", "Distinct claims", *VERDICTS], [*lines, total])
+    kinds = [verdict_kind(x) for x in VERDICTS]
+    lines = [[name, len(vs), *(sum(verdict_kind(v) == k for v in vs) for k in kinds)] for name, vs in sections.items()]
+    total = ["All", *(sum(line[i] for line in lines) for i in range(1, len(kinds) + 2))]
+    return _table(["Claims", "Distinct claims", *kinds], [*lines, total])
 
 
 def paper_inconsistencies() -> list[str]:
@@ -810,6 +979,27 @@ def paper_inconsistencies() -> list[str]:
     return found
 
 
+def spreads_section(data: Rows, stats: Stats) -> list[str]:
+    """Table 2's spreads (sample std over the family's architectures) beside the measured ones: shown,
+    not judged (the text states nothing about them; the measured families have fewer architectures)."""
+    table2_std, lines = paper.parse(paper.TABLE2_STD), []
+    for d in PAPER_DATASETS:
+        for f in FAMILIES:
+            models = data.models(d, f)
+            for metric in CONFIDENCE:
+                measured = {meth: [stats.cells[d, m, meth][metric] for m in models if (d, m, meth) in stats.cells]
+                            for meth in paper.ORDER}
+                lines.append([dataset_label(d), f"{FAMILIES[f]} ({len(models)})", _label(metric), *(
+                    f"{table2_std[f'{d}/{f}', metric][meth]:.2f} / "
+                    + (f"{np.std(v, ddof=1):.2f}" if len(v) == len(models) > 1 else "–")
+                    for meth, v in measured.items())])
+    return (["Table 2's ± (the paper: over six architectures per family) against the same spread over the "
+             "architectures measured here (their number in brackets; – below two). Shown, not judged: the text "
+             "makes no claim about them.", ""]
+            + _table(["Dataset", "Family", "Metric", *(f"{method_label(m)} (paper / here)" for m in paper.ORDER)],
+                     lines))
+
+
 RANDOM_BANNER = ("**Random weights.** Every model of these rows ran on random weights placed in the hub caches "
                  "(a rehearsal of the pipeline, `scripts/rehearse.py`): no number below measures the paper's "
                  "methods, and no claim that needs trained models can be measured.")
@@ -817,22 +1007,25 @@ RANDOM_BANNER = ("**Random weights.** Every model of these rows ran on random we
 
 def report(data: Rows, runs: str | Path, command: str, resamples: int = 2000, seed: int = 0, min_images: int = 10,
            commit: str | None = None, selections: Sequence[str | Path] = (),
-           min_architectures: int = MIN_ARCHITECTURES) -> str:
-    """The Markdown report; ``selections``: folders of Table 3 selections (``<model>.json``)."""
+           min_architectures: int = MIN_ARCHITECTURES, ablation: Rows | None = None) -> str:
+    """The Markdown report; ``selections``: folders of Table 3 selections (``<model>.json``); ``ablation``:
+    the rows of Fig. 5's variants (:func:`read_ablation`)."""
     from benchmarks.provenance import git_commit
 
     stats = cell_stats(data.rows, resamples=1, seed=seed)  # means only
 
-    def measured(claims: Sequence[Claim]) -> list[Result]:
-        return [compare(data, c, resamples, seed, min_images, min_architectures) for c in claims]
+    def measured(claims: Sequence[Claim], rows: Rows = data) -> list[Result]:
+        return [compare(rows, c, resamples, seed, min_images, min_architectures) for c in claims]
 
     family, loc = measured(family_claims(data)), measured(localization_claims(data))
     arch, agcam = measured(architecture_claims(data)), measured(agcam_claims(data))
     orderings, runtime = measured(ordering_claims(data)), measured(runtime_claims(data))
     t1, d1 = table1_results(runs, resamples, seed, min_images), d1_results(runs, resamples, seed, min_images)
     t3 = table3_rows(selections, min_images)
+    fig5, levels = measured(fig5_claims(ablation), ablation), fig5_levels(ablation, resamples, seed, min_images)
     factors, mags = factor_rows(data, stats, min_images), order_of_magnitude_rows(data, stats, min_images)
     passes = pass_rows(data, stats, min_images)
+    pronounced = pronounced_rows(data, stats, min_images, min_architectures)
     counts = {"Sec. 4.2 / Table 2 (families)": [r.verdict for r in family],
               "App. D.2 (localization on ViTs)": [r.verdict for r in loc],
               "Tables 4, 6, 7 (architectures)": [r.verdict for r in arch],
@@ -840,9 +1033,11 @@ def report(data: Rows, runs: str | Path, command: str, resamples: int = 2000, se
               "Table 1": [r["verdict"] for r in t1] or [NA],
               "App. D.1 / Fig. 9": [r["verdict"] for r in d1] or [NA],
               "Table 3 (K, tau)": [v for r in t3 for v in (r["k_verdict"], r["tau_verdict"])] or [NA],
+              "Sec. 4.4 / Fig. 5 (ablation)": [r.verdict for r in fig5] + [r["verdict"] for r in levels],
               "Table 8 / App. D.5 (factors)": [r["verdict"] for r in factors],
               "Table 8 / App. D.5 (orderings)": [r.verdict for r in orderings],
-              "App. D.5, App. E (runtime)": [r["verdict"] for r in mags] + [r.verdict for r in runtime],
+              "App. D.5, App. E, Sec. 4.4 (runtime)": [r["verdict"] for r in mags + pronounced]
+              + [r.verdict for r in runtime],
               "Table 9": [r["verdict"] for r in passes]}
     inconsistent = paper_inconsistencies()
     out = ["# Reproduction of the paper's quantitative claims", "",
@@ -857,12 +1052,13 @@ def report(data: Rows, runs: str | Path, command: str, resamples: int = 2000, se
                      "Table 2 is the mean of each family's architectures except in these cells (the claims above "
                      "use Table 2 as printed):", "", *(f"- {line}" for line in inconsistent), ""] if inconsistent else []),
            "## Sec. 4.2 and Table 2: ClusCAM against the best baseline per family", "", *_quotes(family),
-           *comparison_table(family), "## App. D.2: localization on ViTs", "", *_quotes(loc), *comparison_table(loc),
+           *comparison_table(family), "## Table 2: spreads across architectures", "", *spreads_section(data, stats), "## App. D.2: localization on ViTs", "", *_quotes(loc), *comparison_table(loc),
            "## Tables 4, 6 and 7: per architecture", "", *_quotes(arch),
            *comparison_table(arch), "## Table 5: AG-CAM on ViTs", "", *_quotes(agcam), *comparison_table(agcam),
            "## Table 1: meta-representations", "", *table1_section(t1, runs),
            "## App. D.1 and Fig. 9: meta-representations against their members", "", *d1_section(d1),
            "## Table 3: hyperparameters", "", *table3_section(t3),
-           "## Table 8: trade-off against GradCAM", "", *factor_section(factors, mags, orderings, runtime),
+           "## Sec. 4.4 and Fig. 5: ablation", "", *fig5_section(ablation, fig5, levels),
+           "## Table 8: trade-off against GradCAM", "", *factor_section(factors, mags, orderings, runtime, pronounced),
            "## Table 9: passes per image", "", *passes_section(passes)]
     return "\n".join(out).rstrip() + "\n"

@@ -365,6 +365,7 @@ def render_jobs(settings: DictConfig, tables: Sequence[str]) -> list[Job]:
     if "all" in tables or "claims" in tables:
         jobs.append(Job("render", "claims report", ["scripts.claims", "--runs", str(runs), "--out",
                                                     str(o / "REPRODUCTION.md"), "--tables", str(o / "tables"),
+                                                    "--ablation-runs", str(o / "runs-ablation"),
                                                     *(["--random-weights"] if settings.random_weights else [])]))
     return jobs
 

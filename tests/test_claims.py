@@ -11,6 +11,7 @@ import pytest
 from benchmarks import paper
 from benchmarks.stats import (FAILS, HOLDS, MARGIN_MISSED, NA, TIE, bootstrap_means, image_means, interval,
                                joint_bootstrap, margin_check, verdict)
+from benchmarks.claims import read_ablation
 from scripts.claims import main
 
 N = 20
@@ -270,7 +271,7 @@ def test_no_verdict_of_any_table_below_the_minimum_of_images(tmp_path):
     report = (tmp_path / "r.md").read_text()
     few = f"{NA}: too few images (fewer than 10): "
     summary = [r for r in md_rows(report.split("## Summary")[1].split("\n## ")[0]) if r[0] != "Claims"]
-    assert len(summary) == 12 and all(r[2:6] == ["0", "0", "0", "0"] and r[6] == r[1] for r in summary), summary
+    assert len(summary) == 13 and all(r[2:6] == ["0", "0", "0", "0"] and r[6] == r[1] for r in summary), summary
     factors = {tuple(r[:4]): r[4:] for r in md_rows(report) if len(r) == 7 and r[0] == "ILSVRC"}
     assert factors["ILSVRC", "CNNs", "seconds/image (↓)", "ClusCAM (Ours)"][2] == few + "ResNet-18 2"
     assert factors["ILSVRC", "ViTs", "AD (↓)", "OptiCAM"][2] == few + "ViT-B 2"
@@ -356,3 +357,68 @@ def test_an_architecture_absent_from_the_paper(tmp_path):
     assert "(EfficientNet's row stands in for EfficientNet-Lite0)" in report
     tiny = {k[2] for k in rows if k[1] == "TinyCNN"}
     assert tiny == {"AD (↓)", "IC (↑)", "AG (↑)"}
+
+
+def write_variant(runs: Path, cell: str, options: dict, ad: float, ic: np.ndarray) -> None:
+    """A ClusCAM cell of the ablation with ResNet-18's Table 3 options (K 30, r 0.3712, tau 0.4) overridden."""
+    folder = runs / "ilsvrc" / "resnet18" / "cluscam" / cell
+    folder.mkdir(parents=True)
+    pd.DataFrame({"id": [f"img{i:03d}" for i in range(N)], "status": "ok", "ad": ad + OFFSETS, "ic": ic,
+                  "ag": 0.1 + OFFSETS, "ep": 0.5, "le": 0.5, "n_boxes": 1, "seconds": 0.2, "forward": 31, "partial": 0, "backward": 0,
+                  "device": "Test GPU"}).to_csv(folder / "rows.csv", index=False)
+    method = {"name": "cluscam", "clustering": "kmeans", "weighting": "softmax", "k": 30, "r": 0.3712, "tau": 0.4,
+              "precision": "fp32", **options}
+    (folder / "config.json").write_text(json.dumps({"dataset": {"name": "ilsvrc"}, "model": {
+        "name": "resnet18", "pretrained": True}, "method": method}))
+
+
+def test_fig5_variants_are_found_by_their_config_and_compared(tmp_path):
+    """The full model (AD 10%, IC 100%) ahead of every variant (AD 20%, IC 50%; No clustering AD 15%);
+    a cell with another K is no variant and is left out."""
+    ablation = tmp_path / "runs-ablation"
+    variants = {"ClusCAM (full)": {}, "No clustering": {"clustering": "none"}, "Spectral": {"clustering": "spectral"},
+                "HDBSCAN": {"clustering": "hdbscan"}, "Only logit": {"weighting": "logit"},
+                "Only softmax": {"r": 0, "tau": 1}, "Discarding softmax": {"tau": 1}, "Only temp-softmax": {"r": 0}}
+    for i, (name, options) in enumerate(variants.items()):
+        full = name == "ClusCAM (full)"
+        write_variant(ablation, f"{i:012d}", options, 0.10 if full else 0.15 if name == "No clustering" else 0.20,
+                      np.ones(N) if full else EVEN)
+    write_variant(ablation, "ffffffffffff", {"k": 10}, 0.5, EVEN)
+    found = read_ablation(ablation)
+    assert sorted(found.methods("ilsvrc", "resnet18")) == sorted(variants)
+    runs = tmp_path / "runs"
+    for method in paper.ORDER:
+        write_cell(runs, "ilsvrc", "resnet18", method, "win")
+    main(["--runs", str(runs), "--out", str(tmp_path / "r.md"), "--resamples", "200"])
+    v = verdicts((tmp_path / "r.md").read_text())
+    for name in list(variants)[1:]:
+        for metric in ("AD (↓)", "IC (↑)"):
+            assert v["ILSVRC", "ResNet-18", metric, f"ClusCAM (full) ahead of {name}"] == HOLDS
+    assert v["ILSVRC", "ResNet-18", "AD (↓)", "No clustering ahead of Spectral"] == HOLDS
+    assert v["ILSVRC", "ResNet-18", "IC (↑)", "No clustering ahead of Spectral"] == TIE  # both 50%
+
+
+PAPER_TEXT = Path(__file__).resolve().parents[1].parent / "shared" / "paper" / "cluscam-paper.txt"
+
+
+@pytest.mark.skipif(not PAPER_TEXT.exists(), reason="the paper's text is in ../shared/paper")
+def test_table2_means_and_spreads_are_the_papers():
+    """benchmarks.paper's Table 2 (means and ±) against the paper's own text, cell by cell."""
+    lines = PAPER_TEXT.read_text().split("Table 2: Evaluation", 1)[1].splitlines()
+    dataset, family, found = None, None, {}
+    for line in lines:
+        cells = line.split("\t")
+        if len(cells) > 1 and cells[1] == "Metric":
+            dataset = "ilsvrc" if cells[0] == "ILSVRC" else "alzheimer"
+        elif "±" in line:
+            family = {"CNNs": "cnn", "ViTs": "vit"}.get(cells[0], family)
+            metric = cells[1].split()[0].lower()
+            values = [c.replace("<i>", "").replace("</i>", "").split(" ± ") for c in cells[2:]]
+            found[f"{dataset}/{family}", metric] = values
+            if len(found) == 12:
+                break
+    means, spreads = paper.parse(paper.TABLE2), paper.parse(paper.TABLE2_STD)
+    assert set(found) == set(means) == set(spreads)
+    for key, values in found.items():
+        assert [float(m) for m, _ in values] == list(means[key].values()), key
+        assert [float(s) for _, s in values] == list(spreads[key].values()), key
