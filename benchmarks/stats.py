@@ -101,7 +101,8 @@ def metric_values(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 def cell_stats(rows: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> Stats:
     """Statistics of each cell of the long table of :func:`benchmarks.results.load_rows`.  EP and LE
-    use the images with exactly one box (Appendix C); passes are per image, forward + partial and backward."""
+    use the images with exactly one box (Appendix C); passes are per image, forward + partial and backward;
+    ``ids`` and ``values`` keep the per-image terms for :func:`family_bootstrap`."""
     missing = [c for c in REQUIRED if c not in rows]
     if missing:
         raise ValueError(f"result rows lack columns {missing}; pass the table of benchmarks.results.load_rows(out_dir)")
@@ -122,6 +123,7 @@ def cell_stats(rows: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> Stat
             ok = values[:, j][~np.isnan(values[:, j])]
             rec[metric], rec["boot_" + metric] = ok.mean() if ok.size else np.nan, boot[:, j]
             rec["n_" + metric] = ok.size
+        rec["ids"], rec["values"] = g["id"].astype(str).to_numpy(), values
         cells[key] = rec
     return Stats(cells, trimmed, resamples, seed)
 
@@ -220,3 +222,15 @@ def margin_check(lo: float, hi: float, margin: float, metric: str, expect: str) 
         return ""
     below = hi < claimed  # the whole interval on the smaller side of the claim
     return "smaller" if below == (claimed >= 0) else "larger"
+
+
+def family_bootstrap(stats: Stats, dataset: str, models: Sequence[str], method: str, metric: str
+                     ) -> tuple[np.ndarray, int]:
+    """Bootstrap means of a family's mean of ``method``'s ``metric`` over ``models`` (image ids
+    resampled jointly, :func:`joint_bootstrap`) and the distinct images it averaged."""
+    j = (CONFIDENCE + LOCALIZATION).index(metric)
+    recs = [stats.cells[dataset, m, method] for m in models]
+    frame = pd.concat({m: pd.Series(r["values"][:, j], index=r["ids"]) for m, r in zip(models, recs)}, axis=1)
+    values = frame.to_numpy(float)
+    boot = joint_bootstrap(values, stats.resamples, comparison_seed(stats.seed, dataset, models))
+    return boot, int((~np.isnan(values)).any(1).sum())

@@ -35,8 +35,8 @@ import pandas as pd
 
 from baselines import METHODS, method_class
 from benchmarks.data import DATASETS
-from benchmarks.stats import (CONFIDENCE, FAMILIES, LEVEL, LOCALIZATION, LOWER_BETTER, Key, Stats, cell_stats, family_of,
-                               interval)
+from benchmarks.stats import (CONFIDENCE, FAMILIES, LEVEL, LOCALIZATION, LOWER_BETTER, Key, Stats, cell_stats, family_bootstrap,
+                               family_of, interval)
 
 MODELS = {"resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-50", "resnet101": "ResNet-101",
           "efficientnet_b0": "EfficientNet", "inception_v3": "InceptionV3", "vit_b_16": "ViT-B", "vit_ti_16": "ViT-Ti",
@@ -129,15 +129,16 @@ def _arch_cell(stats: Stats, key: Key, column: str) -> dict:
 
 
 def _family_cell(stats: Stats, dataset: str, models: Sequence[str], method: str, column: str) -> dict:
-    """Mean ± sample std (ddof 1) over architectures; "–" unless every architecture has the cell."""
+    """Mean ± sample std (ddof 1) over architectures, its interval with image ids resampled jointly and the
+    distinct images; "–" unless every architecture has the cell."""
     recs = [stats.cells.get((dataset, m, method)) for m in models]
     if not recs or any(r is None for r in recs):
         return {"value": np.nan}
     x = np.array([r[column] for r in recs], float)
-    boot = np.mean([r["boot_" + column] for r in recs], 0) if "boot_" + column in recs[0] else None
+    boot, n = (family_bootstrap(stats, dataset, models, method, column) if "boot_" + column in recs[0]
+               else (None, len(set().union(*(r["ids"] for r in recs)))))
     lo, hi = interval(boot)
-    return {"value": x.mean(), "std": x.std(ddof=1) if len(x) > 1 else np.nan, "lo": lo, "hi": hi,
-            "n": sum(r.get("n_" + column, r["n"]) for r in recs)}
+    return {"value": x.mean(), "std": x.std(ddof=1) if len(x) > 1 else np.nan, "lo": lo, "hi": hi, "n": n}
 
 
 def _counts(metrics: Sequence[str]) -> dict[str, str]:
@@ -186,7 +187,8 @@ def family_summary(stats: Stats, families: Mapping[str, str] | None) -> Table | 
     title = ("Table 2: Evaluation of CAM-based approaches, mean ± std across the architectures of each family "
              "(each architecture: mean over its images, in %). AD: Average Drop; IC: Increase in Confidence; "
              "AG: Average Gain; ↓ / ↑: lower/higher is better. Best in bold, second in italics.")
-    notes = ["95% bootstrap intervals of these means (images resampled per architecture): table2_ci and the CSV."]
+    notes = ["95% bootstrap intervals of these means (image ids resampled jointly across the family's "
+             "architectures): table2_ci and the CSV."]
     return Table("table2", title, blocks, keys, _counts(CONFIDENCE), notes) if blocks else None
 
 
@@ -214,8 +216,10 @@ def family_intervals(stats: Stats, families: Mapping[str, str] | None) -> Table 
                                 emphasis=0, show_ci=True))
             keys += _grid(d, ms, methods)
     title = (f"Table 2 (intervals): mean in % [{100 * LEVEL:.0f}% percentile bootstrap interval] per architecture "
-             f"and family mean; images resampled with replacement within each architecture.")
-    notes = [f"Bootstrap: {stats.resamples} resamples, seed {stats.seed} (+ CRC32 of dataset/model)."]
+             f"and family mean; images resampled with replacement (for a family mean, image ids jointly across its "
+             f"architectures: an image is one draw).")
+    notes = [f"Bootstrap: {stats.resamples} resamples, seed {stats.seed} (+ CRC32 of dataset/model, or of "
+             f"dataset/model+model+... for a family)."]
     return Table("table2_ci", title, blocks, keys, _counts(CONFIDENCE), notes) if blocks else None
 
 
