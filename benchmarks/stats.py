@@ -217,6 +217,8 @@ def stated_difference(margin: float, metric: str, expect: str) -> float:
 def margin_check(lo: float, hi: float, margin: float, metric: str, expect: str) -> str:
     """'' when the interval [lo, hi] of subject - opponent contains the difference the stated margin
     claims; else whether the measured one is "smaller" or "larger" in size."""
+    if not np.isfinite([lo, hi]).all():
+        raise ValueError(f"no margin check on an undefined interval [{lo}, {hi}]")
     claimed = stated_difference(margin, metric, expect)
     if lo <= claimed <= hi:
         return ""
@@ -234,3 +236,8 @@ def family_bootstrap(stats: Stats, dataset: str, models: Sequence[str], method: 
     values = frame.to_numpy(float)
     boot = joint_bootstrap(values, stats.resamples, comparison_seed(stats.seed, dataset, models))
     return boot, int((~np.isnan(values)).any(1).sum())
+
+
+def verdict_kind(verdict: str) -> str:
+    """A verdict without its reason or detail: "holds", "does not hold", "not resolved", ..."""
+    return verdict.split(":")[0].split(" (")[0]

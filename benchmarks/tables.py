@@ -81,6 +81,11 @@ def method_label(name: str) -> str:
     return f"{cls.display_name or name}{' (Ours)' if cls.proposed else ''}"
 
 
+def model_label(name: str) -> str:
+    """A model's name in the tables and the claims report (:data:`MODELS`), else its config name."""
+    return MODELS.get(name, name)
+
+
 def dataset_label(name: str) -> str:
     """A dataset's name in the tables: its class's display name."""
     return (DATASETS[name].display_name or name) if name in DATASETS else name

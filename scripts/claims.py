@@ -2,10 +2,12 @@
 
     python -m scripts.claims --runs results/runs --out results/REPRODUCTION.md [--where KEY=VALUE ...]
                              [--resamples 2000] [--seed 0] [--min-images 10] [--min-architectures 2]
+                             [--min-study-images 200]
                              [--tables results/tables] [--ablation-runs results/runs-ablation] [--random-weights]
 
-The claims, their measurement and the verdict rules are :mod:`benchmarks.claims` (statistics:
-:mod:`benchmarks.stats`); the report states them under "How to read it".  Table 1 is read from
+The claims and their measurement are :mod:`benchmarks.claims`, the paper's studies
+:mod:`benchmarks.studies`, the statistics :mod:`benchmarks.stats` and the report :mod:`benchmarks.report`,
+which states its rules under "How to read it".  Table 1 is read from
 ``<runs>/table1/`` (scripts/table1.py), the Table 3 selections from ``<tables>/**/table3/``, Fig. 5's
 variants from ``--ablation-runs`` (scripts/figures.py fig5).
 """
@@ -16,7 +18,9 @@ import shlex
 from pathlib import Path
 from typing import Sequence
 
-from benchmarks.claims import MIN_ARCHITECTURES, read_ablation, read_rows, report
+from benchmarks.claims import MIN_ARCHITECTURES, read_rows
+from benchmarks.report import report
+from benchmarks.studies import MIN_STUDY_IMAGES, read_ablation
 from benchmarks.results import add_row_arguments, where_argument
 
 
@@ -30,6 +34,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--min-images", type=int, default=10, help="fewest paired images per architecture")
     parser.add_argument("--min-architectures", type=int, default=MIN_ARCHITECTURES,
                         help="fewest architectures for a family verdict")
+    parser.add_argument("--min-study-images", type=int, default=MIN_STUDY_IMAGES,
+                        help="fewest images of a verdict on Table 1, App. D.1 and Fig. 5")
     parser.add_argument("--ablation-runs", type=Path, default=None,
                         help="runs folder of Fig. 5's ClusCAM variants (default: the runs folder's sibling "
                              "runs-ablation/)")
@@ -47,7 +53,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         text = report(data, args.runs, "python -m scripts.claims " + shlex.join(argv), args.resamples, args.seed,
                       args.min_images, selections=sorted(p for p in tables.glob("**/table3") if p.is_dir()),
                       min_architectures=args.min_architectures,
-                      ablation=read_ablation(args.ablation_runs or Path(args.runs).parent / "runs-ablation"))
+                      ablation=read_ablation(args.ablation_runs or Path(args.runs).parent / "runs-ablation"),
+                      min_study_images=args.min_study_images)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from err
     out = Path(args.out)
