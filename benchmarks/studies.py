@@ -22,10 +22,12 @@ from benchmarks.stats import (ALPHA, FAILS, HOLDS, MARGIN_MISSED, NA, OPTIONAL, 
 from benchmarks.tables import model_label
 
 MIN_STUDY_IMAGES = 200  # the fewest images of a verdict on Table 1, App. D.1 and Fig. 5 (the paper: 500-2,000)
+RANDOM = "no trained model: the rows ran on random weights (--random-weights)"
 CONSISTENTLY = 0.9  # App. D.1's "consistently higher": at least this share of (image, group) pairs
 
 
-def table1_results(runs: str | Path, resamples: int, seed: int, min_images: int) -> list[dict]:
+def table1_results(runs: str | Path, resamples: int, seed: int, min_images: int, random_weights: bool = False
+                   ) -> list[dict]:
     """Table 1 per groups cell of ``<runs>/table1/<dataset>/<model>/groups/<hash>/``: the paper's
     statistics (over (image, group) pairs), and with images as the unit: one-sided t and Wilcoxon
     tests of the per-image mean difference over the top ranks, and bootstrap intervals (images
@@ -59,7 +61,7 @@ def table1_results(runs: str | Path, resamples: int, seed: int, min_images: int)
                  if len(per_image) > 1 and np.any(per_image != 0) else dict.fromkeys(("t", "wilcoxon", "two-sided"),
                                                                                       np.nan))
         devices = sorted({p.get("device", "unknown") for p in read_provenance(path.parent)[0]})
-        few = too_few({path.parts[-4]: st["n_images"]}, min_images)
+        few = RANDOM if random_weights else too_few({path.parts[-4]: st["n_images"]}, min_images)
         out.append({"cell": path.parent.relative_to(runs).as_posix(), "st": st, "lo": lo, "hi": hi, "d_lo": d_lo,
                     "d_hi": d_hi, "p_images": tests, "devices": ", ".join(devices) or "unknown",
                     "verdict": f"{NA}: {few}" if few else _table1_verdict(lo, hi, d_lo, d_hi, tests)})
@@ -84,7 +86,8 @@ def _table1_verdict(lo: float, hi: float, d_lo: float, d_hi: float, p: Mapping[s
     return found + (f": {', '.join(undefined)} not judged (interval undefined)" if undefined else "")
 
 
-def d1_results(runs: str | Path, resamples: int, seed: int, min_images: int) -> list[dict]:
+def d1_results(runs: str | Path, resamples: int, seed: int, min_images: int, random_weights: bool = False
+               ) -> list[dict]:
     """App. D.1 / Fig. 9 per Table 1 groups cell: the share of (image, group) pairs whose
     meta-representation shifts the logit more than its members' mean, with an image-bootstrap interval;
     "consistently higher across all clusters" read as at least :data:`CONSISTENTLY` of the pairs."""
@@ -95,7 +98,7 @@ def d1_results(runs: str | Path, resamples: int, seed: int, min_images: int) -> 
         boot = bootstrap_means(per_image.to_numpy(float), resamples, seed)
         share = per_image["sum"].sum() / per_image["size"].sum()
         lo, hi = interval(boot[:, 0] / boot[:, 1])
-        few = too_few({path.parts[-4]: len(per_image)}, min_images)
+        few = RANDOM if random_weights else too_few({path.parts[-4]: len(per_image)}, min_images)
         out.append({"cell": path.parent.relative_to(runs).as_posix(), "images": len(per_image),
                     "pairs": int(per_image["size"].sum()), "share": share, "lo": lo, "hi": hi,
                     "verdict": f"{NA}: {few}" if few else HOLDS if lo >= CONSISTENTLY else
@@ -103,7 +106,7 @@ def d1_results(runs: str | Path, resamples: int, seed: int, min_images: int) -> 
     return out
 
 
-def table3_rows(selections: Sequence[str | Path], min_images: int) -> list[dict]:
+def table3_rows(selections: Sequence[str | Path], min_images: int, random_weights: bool = False) -> list[dict]:
     """Table 3 per selection of scripts/select_hparams.py (``<folder>/<model>.json``, which records the
     paper's K, r, tau of the architecture or its stand-in): the selected tau in App. B's [0.3, 0.5]
     (:data:`paper.TAU_RANGE`) and K equal to the paper's; r shown beside the paper's."""
@@ -111,7 +114,7 @@ def table3_rows(selections: Sequence[str | Path], min_images: int) -> list[dict]
     for folder in selections:
         for path in sorted(Path(folder).glob("*.json")):
             sel = json.loads(path.read_text())
-            few = too_few({sel["model"]: int(sel.get("n_images") or 0)}, min_images)
+            few = RANDOM if random_weights else too_few({sel["model"]: int(sel.get("n_images") or 0)}, min_images)
             lo, hi = paper.TAU_RANGE
             ref = sel.get("paper") or {}
             out.append({"dataset": sel.get("dataset", "?"), "model": sel["model"], "k": sel["k"], "r": sel["r"],
