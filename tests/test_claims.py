@@ -474,3 +474,23 @@ def test_fig5_degradations_are_judged_on_the_worst_variant(tmp_path):
     assert ad["measured"].startswith("10.00 (") and ad["verdict"] == f"{MARGIN_MISSED} (smaller)"
     assert ic["measured"].startswith("50.00 (") and ic["verdict"] == f"{MARGIN_MISSED} (larger)"
     assert levels["Discarding softmax"]["verdict"] == "not resolved (CI contains 43)"  # IC 50% on 20 images
+
+
+def test_more_pronounced_on_vits_is_not_judged_across_precisions(report):
+    """ScoreCAM ran in bf16 on three of the four ILSVRC architectures: its speed-up differs by architecture,
+    so the ratio of ClusCAM to ScoreCAM seconds is not compared between the families."""
+    row = next(r for r in md_rows(report) if len(r) == 4 and r[0] == "ILSVRC" and r[1].startswith("×"))
+    assert row[1:3] == ["×0.33", "×0.33"]  # 0.2 s / 0.6 s on both families
+    assert row[3].startswith(f"{NA}: cells below fp32 (ScoreCAM on CNNs, ScoreCAM on ViTs)")
+
+
+def test_random_weights_reach_the_papers_studies(tmp_path):
+    runs = tmp_path / "runs"
+    for method in paper.ORDER:
+        write_cell(runs, "ilsvrc", "resnet18", method, "win")
+    write_groups(runs, 1.31)
+    main(["--runs", str(runs), "--out", str(tmp_path / "r.md"), "--resamples", "50", "--min-study-images", "10",
+          "--random-weights"])
+    row = next(r for r in md_rows((tmp_path / "r.md").read_text()) if r[0] == "table1/ilsvrc/resnet18/groups/abc"
+               and len(r) == 12)
+    assert row[-1] == f"{NA}: no trained model: the rows ran on random weights (--random-weights)"
