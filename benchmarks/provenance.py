@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.devices import FREE, lease
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LIBRARIES = ("torch", "torchvision", "timm", "scikit-learn", "numpy", "grad-cam")
 
@@ -31,16 +33,22 @@ def git_commit() -> str:
 
 
 def resolve_device(name: str, key: str = "run.device") -> torch.device:
-    """The device called ``name`` (``auto``: CUDA when available, else the CPU), checked to exist here;
-    errors name the setting ``key``."""
+    """The device called ``name`` (``auto``: CUDA when available, else the CPU; ``cuda:free``: a GPU no
+    other process of this machine holds, :mod:`benchmarks.devices`), checked to exist here; errors name
+    the setting ``key``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == FREE:  # one GPU per process on a machine with several (benchmarks.devices)
+        if not torch.cuda.is_available():
+            raise ValueError(f"{key}={name!r} asked for, but CUDA is not available here; use cpu or auto")
+        return torch.device("cuda", lease(torch.cuda.device_count()))
     try:
         device = torch.device(name)
     except RuntimeError:
         device = None
     if device is None or device.type not in ("cpu", "cuda"):
-        raise ValueError(f"{key}={name!r} is not a device this suite runs on; use auto, cpu, cuda or cuda:<index>")
+        raise ValueError(f"{key}={name!r} is not a device this suite runs on; use auto, cpu, cuda, cuda:<index> or "
+                         f"{FREE} (a GPU no other process holds)")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"{key}={name!r} asked for, but CUDA is not available here; use cpu or auto")
