@@ -17,9 +17,10 @@ import pandas as pd
 
 from benchmarks import paper
 from benchmarks.results import cell_config, load_rows
-from benchmarks.stats import (CONFIDENCE, FAILS, FAMILIES, HOLDS, LOCALIZATION, LOWER, MARGIN_MISSED, NA, OPTIONAL,
+from benchmarks.stats import (CONFIDENCE, FAILS, FAMILIES, HOLDS, LOCALIZATION, LOWER, MARGIN_MISSED, NA,
                                REQUIRED, TIE, Stats, common_ids, comparison_seed, family_of, image_means, interval,
-                               joint_bootstrap, margin_check, paired, select_cells, signed_rank_p, verdict)
+                               joint_bootstrap, margin_check, paired, select_cells, signed_rank_p, verdict,
+                               with_optional_columns)
 from benchmarks.tables import MODELS, dataset_label, factor, method_label, model_label
 
 BASELINES = paper.ORDER[:-1]
@@ -132,7 +133,7 @@ def read_rows(runs: str | Path, where: Mapping[str, str] | None = None) -> Rows:
     missing = [c for c in REQUIRED if c not in rows]
     if missing:
         raise ValueError(f"result rows lack columns {missing}")
-    rows = rows.assign(**{c: v for c, v in OPTIONAL.items() if c not in rows})
+    rows = with_optional_columns(rows)
     rows, trimmed = common_ids(select_cells(rows))
     cells = rows[["dataset", "model", "method", "cell"]].drop_duplicates()
     configs = {(d, m, meth): cell_config(Path(runs) / d / m / meth / c) for d, m, meth, c in cells.itertuples(False)}
@@ -206,8 +207,7 @@ def _checked(data: Rows, claim: Claim, absent: Mapping[str, list[str]], images: 
     if any(absent.values()):
         return NA, _absent(absent) + " (the claim compares with every one)"
     if claim.family and len(claim.models) < min_architectures:
-        return NA, (f"{len(claim.models)} architecture ({', '.join(map(model_label, claim.models))}), not the family: a "
-                    f"family verdict needs at least {min_architectures}")
+        return NA, _not_a_family(claim.models, min_architectures)
     untrained = [m for m in claim.models if data.untrained(claim.dataset, m)]
     if untrained:
         return NA, f"no trained model: {', '.join(map(model_label, untrained))} ran on random weights"
@@ -234,13 +234,16 @@ def _checked(data: Rows, claim: Claim, absent: Mapping[str, list[str]], images: 
     return found, ""
 
 
+def _not_a_family(models: Sequence[str], min_architectures: int) -> str:
+    return (f"{len(models)} architecture ({', '.join(map(model_label, models))}), not the family: a family verdict "
+            f"needs at least {min_architectures}")
+
+
 def _low_precision_lost(data: Rows, claim: Claim, res: Result) -> bool:
     """Whether a seconds comparison across precisions is decided: the measured faster side ran in fp32
     only, so a lower precision (faster) could only have helped the slower side."""
-    found = data.precisions(claim.dataset, claim.models, (claim.subject, *claim.opponents))
-    subject_faster = res.hi < 0
-    faster = [claim.subject] if subject_faster else list(claim.opponents)
-    return all(found[m] <= {"fp32"} for m in faster)
+    faster = [claim.subject] if res.hi < 0 else claim.opponents
+    return not any(_low(data, claim.dataset, claim.models, m) for m in faster)
 
 
 def too_few(images: Mapping[str, int], min_images: int) -> str:
@@ -389,8 +392,7 @@ def _family_gate(data: Rows, dataset: str, family: str, min_images: int, min_arc
     if not models:
         return f"no rows for {FAMILIES[family]} on {dataset_label(dataset)}"
     if len(models) < min_architectures:
-        return (f"{len(models)} architecture ({', '.join(map(model_label, models))}), not the family: a family verdict "
-                f"needs at least {min_architectures}")
+        return _not_a_family(models, min_architectures)
     return too_few(data.images(dataset, models), min_images)
 
 

@@ -17,8 +17,8 @@ from benchmarks.claims import (BASELINES, FACTOR_TOLERANCE, MIN_ARCHITECTURES, M
                                ordering_claims, pass_rows, pronounced_rows, runtime_claims)
 from benchmarks.stats import (ALPHA, CONFIDENCE, FAILS, FAMILIES, HOLDS, LEVEL, LOWER, MARGIN_MISSED, NA, TIE,
                                Stats, cell_stats, family_of, stated_difference, verdict_kind)
-from benchmarks.studies import (CONSISTENTLY, MIN_STUDY_IMAGES, d1_results, fig5_claims, fig5_levels, table1_results,
-                                table3_rows)
+from benchmarks.studies import (CONSISTENTLY, MIN_STUDY_IMAGES, d1_results, fig5_claims, fig5_levels, read_groups,
+                                table1_results, table3_rows)
 from benchmarks.tables import dataset_label, method_label, model_label
 
 VERDICTS = (HOLDS, MARGIN_MISSED, FAILS, TIE, NA)
@@ -359,8 +359,9 @@ def report(data: Rows, runs: str | Path, command: str, resamples: int = 2000, se
     orderings, runtime = measured(ordering_claims(data)), measured(runtime_claims(data))
     if ablation is not None:
         ablation.random_weights = data.random_weights
-    t1 = table1_results(runs, resamples, seed, min_study_images, data.random_weights)
-    d1 = d1_results(runs, resamples, seed, min_study_images, data.random_weights)
+    groups = read_groups(runs)
+    t1 = table1_results(groups, resamples, seed, min_study_images, data.random_weights)
+    d1 = d1_results(groups, resamples, seed, min_study_images, data.random_weights)
     t3 = table3_rows(selections, min_images, data.random_weights)
     fig5 = measured(fig5_claims(ablation), ablation, min_study_images)
     levels = fig5_levels(ablation, resamples, seed, min_study_images)

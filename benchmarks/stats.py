@@ -39,6 +39,11 @@ class Stats:
     seed: int
 
 
+def with_optional_columns(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with the :data:`OPTIONAL` columns they lack, at their defaults (older cells)."""
+    return rows.assign(**{c: v for c, v in OPTIONAL.items() if c not in rows})
+
+
 def select_cells(rows: pd.DataFrame) -> pd.DataFrame:
     """``rows``, checked to hold one cell per (dataset, model, method); else an error naming the cells."""
     cells = rows.groupby(KEYS, sort=False)["cell"].unique()
@@ -106,7 +111,7 @@ def cell_stats(rows: pd.DataFrame, resamples: int = 2000, seed: int = 0) -> Stat
     missing = [c for c in REQUIRED if c not in rows]
     if missing:
         raise ValueError(f"result rows lack columns {missing}; pass the table of benchmarks.results.load_rows(out_dir)")
-    rows = rows.assign(**{c: v for c, v in OPTIONAL.items() if c not in rows})
+    rows = with_optional_columns(rows)
     rows = rows if "started" in rows else rows.assign(started=rows["date"])
     rows, trimmed = common_ids(select_cells(rows))
     cells = {}

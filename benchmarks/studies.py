@@ -16,9 +16,9 @@ import pandas as pd
 from benchmarks import paper
 from benchmarks.claims import Claim, Rows, too_few
 from benchmarks.results import cell_config, load_rows
-from benchmarks.stats import (ALPHA, FAILS, HOLDS, MARGIN_MISSED, NA, OPTIONAL, TIE, bootstrap_means, common_ids,
+from benchmarks.stats import (ALPHA, FAILS, HOLDS, MARGIN_MISSED, NA, TIE, bootstrap_means, common_ids,
                                comparison_seed, family_of, interval, margin_check, paired, select_cells,
-                               signed_rank_p, verdict)
+                               signed_rank_p, verdict, with_optional_columns)
 from benchmarks.tables import model_label
 
 MIN_STUDY_IMAGES = 200  # the fewest images of a verdict on Table 1, App. D.1 and Fig. 5 (the paper: 500-2,000)
@@ -26,8 +26,15 @@ RANDOM = "no trained model: the rows ran on random weights (--random-weights)"
 CONSISTENTLY = 0.9  # App. D.1's "consistently higher": at least this share of (image, group) pairs
 
 
-def table1_results(runs: str | Path, resamples: int, seed: int, min_images: int, random_weights: bool = False
-                   ) -> list[dict]:
+def read_groups(runs: str | Path) -> dict[str, tuple[Path, pd.DataFrame]]:
+    """Every Table 1 groups cell under ``<runs>/table1/`` (``--where`` not applied): its name relative to
+    ``runs`` -> (its folder, its rows), read once for Table 1 and App. D.1."""
+    return {path.parent.relative_to(runs).as_posix(): (path.parent, pd.read_csv(path, dtype={"id": str}))
+            for path in sorted(Path(runs).glob("table1/*/*/groups/*/rows.csv"))}
+
+
+def table1_results(cells: Mapping[str, tuple[Path, pd.DataFrame]], resamples: int, seed: int, min_images: int,
+                   random_weights: bool = False) -> list[dict]:
     """Table 1 per groups cell of ``<runs>/table1/<dataset>/<model>/groups/<hash>/``: the paper's
     statistics (over (image, group) pairs), and with images as the unit: one-sided t and Wilcoxon
     tests of the per-image mean difference over the top ranks, and bootstrap intervals (images
@@ -38,8 +45,7 @@ def table1_results(runs: str | Path, resamples: int, seed: int, min_images: int,
     from benchmarks.table1 import read_provenance, table1_statistics
 
     out = []
-    for path in sorted(Path(runs).glob("table1/*/*/groups/*/rows.csv")):
-        groups = pd.read_csv(path, dtype={"id": str})
+    for cell, (folder, groups) in cells.items():
         st = table1_statistics(groups)
         top = groups[groups["rank"] < st["top"]]
         wide = (top["s_meta"] - top["s_members_mean"]).groupby([top["id"], top["rank"]]).mean().unstack()
@@ -60,9 +66,9 @@ def table1_results(runs: str | Path, resamples: int, seed: int, min_images: int,
                   "two-sided": signed_rank_p(per_image)}
                  if len(per_image) > 1 and np.any(per_image != 0) else dict.fromkeys(("t", "wilcoxon", "two-sided"),
                                                                                       np.nan))
-        devices = sorted({p.get("device", "unknown") for p in read_provenance(path.parent)[0]})
-        few = RANDOM if random_weights else too_few({path.parts[-4]: st["n_images"]}, min_images)
-        out.append({"cell": path.parent.relative_to(runs).as_posix(), "st": st, "lo": lo, "hi": hi, "d_lo": d_lo,
+        devices = sorted({p.get("device", "unknown") for p in read_provenance(folder)[0]})
+        few = RANDOM if random_weights else too_few({folder.parts[-3]: st["n_images"]}, min_images)
+        out.append({"cell": cell, "st": st, "lo": lo, "hi": hi, "d_lo": d_lo,
                     "d_hi": d_hi, "p_images": tests, "devices": ", ".join(devices) or "unknown",
                     "verdict": f"{NA}: {few}" if few else _table1_verdict(lo, hi, d_lo, d_hi, tests)})
     return out
@@ -86,20 +92,19 @@ def _table1_verdict(lo: float, hi: float, d_lo: float, d_hi: float, p: Mapping[s
     return found + (f": {', '.join(undefined)} not judged (interval undefined)" if undefined else "")
 
 
-def d1_results(runs: str | Path, resamples: int, seed: int, min_images: int, random_weights: bool = False
-               ) -> list[dict]:
+def d1_results(cells: Mapping[str, tuple[Path, pd.DataFrame]], resamples: int, seed: int, min_images: int,
+               random_weights: bool = False) -> list[dict]:
     """App. D.1 / Fig. 9 per Table 1 groups cell: the share of (image, group) pairs whose
     meta-representation shifts the logit more than its members' mean, with an image-bootstrap interval;
     "consistently higher across all clusters" read as at least :data:`CONSISTENTLY` of the pairs."""
     out = []
-    for path in sorted(Path(runs).glob("table1/*/*/groups/*/rows.csv")):
-        groups = pd.read_csv(path, dtype={"id": str})
+    for cell, (folder, groups) in cells.items():
         per_image = (groups["s_meta"] > groups["s_members_mean"]).groupby(groups["id"]).agg(["sum", "size"])
         boot = bootstrap_means(per_image.to_numpy(float), resamples, seed)
         share = per_image["sum"].sum() / per_image["size"].sum()
         lo, hi = interval(boot[:, 0] / boot[:, 1])
-        few = RANDOM if random_weights else too_few({path.parts[-4]: len(per_image)}, min_images)
-        out.append({"cell": path.parent.relative_to(runs).as_posix(), "images": len(per_image),
+        few = RANDOM if random_weights else too_few({folder.parts[-3]: len(per_image)}, min_images)
+        out.append({"cell": cell, "images": len(per_image),
                     "pairs": int(per_image["size"].sum()), "share": share, "lo": lo, "hi": hi,
                     "verdict": f"{NA}: {few}" if few else HOLDS if lo >= CONSISTENTLY else
                     FAILS if hi < CONSISTENTLY else TIE})
@@ -170,7 +175,7 @@ def read_ablation(runs: str | Path) -> Rows | None:
     rows = load_rows(runs)
     if rows.empty:
         return None
-    rows = rows.assign(**{c: v for c, v in OPTIONAL.items() if c not in rows})
+    rows = with_optional_columns(rows)
     rows = rows[rows["method"] == "cluscam"]
     keep, configs = [], {}
     for (d, m), g in rows.groupby(["dataset", "model"], sort=False):

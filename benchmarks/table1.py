@@ -1,24 +1,11 @@
 """Table 1 with the data of Fig. 2 and Fig. 9 (paper Sec. 4.1, App. D.1): meta-representations
-against the mean of their members.
+against the mean of their members (``scripts/table1.py`` is the command line).
 
 For each image, ClusCAM's meta-representation scores s_j = f_c(x ⊙ M_j) − f_c(x) (Eq. 5) and, for
 each member F_i of group j alone, f_c(x ⊙ NormalizeUpsample(F_i)) − f_c(x) (N masked forward passes
 per image); the group's member mean is the paper's baseline "obtained by averaging the internal
-representations".  c is the predicted class.
-
-    python -m scripts.table1 model=resnet18 dataset=ilsvrc dataset.root=/data/ilsvrc run.n_images=2000
-    python -m scripts.table1 --groups-csv runs/table1/ilsvrc/resnet18/groups/<hash>/rows.csv  # table only
-
-Options: ``--out DIR`` (the tables' folder, default results/tables), ``--top N`` (the ranks Table 1's ranges run
-over, default 10).  Any ``key=value`` argument is a Hydra override of ``conf/config.yaml`` (the
-runner's: model, dataset, dataset.root, run.n_images, run.device, run.batch_size, method.options.*).
-
-Rows go to ``<run.out_dir>/table1/<dataset>/<model>/{groups,members}/<config hash>/rows.csv``, written
-batch by batch with the runner's :class:`~benchmarks.store.CellStore` (a rerun skips finished images):
-``groups`` has one row per (image, non-empty group): id, label, pred, group, rank (by s_meta, 0 =
-highest), size, s_meta, s_members_mean; ``members`` one row per (image, representation): id, group,
-member, s_member.  The table goes to ``<out>/table1.md``, ``.tex``, ``.csv`` (per-rank
-statistics) and ``.meta.json``.
+representations".  c is the predicted class.  Rows are written batch by batch with the runner's
+:class:`~benchmarks.store.CellStore` into a ``groups`` and a ``members`` cell.
 """
 from __future__ import annotations
 

@@ -1,26 +1,16 @@
-"""The paper's result tables (Tables 2, 4-9) from the per-image rows, as Markdown, LaTeX and CSV.
+"""The paper's result tables (Tables 2, 4-9) from the per-image rows, as Markdown, LaTeX, CSV and
+``.meta.json`` (``scripts/tables.py`` is the command line).
 
-    python -m scripts.tables --runs runs --out results/tables [--tables 2 2ci 4 5 6 7 8 9]
-                             [--where dataset.options.layout=auto ...]
-
-Each table becomes ``<out>/table<name>.md``, ``.tex``, ``.csv`` (one line per cell, with its value,
-spread, 95% bootstrap interval, the count of images its mean averaged and rank) and ``.meta.json``
-(images per cell and metric, models, commits, devices, missing cells, the common image set, the
-``--where`` selection, also named in each footer).
-Every table uses one cell per (dataset, model, method), chosen by its config (``--where``), never by
-date, and compares the methods of each (dataset, architecture) on the image ids all its cells have
-(a footer names the cells whose other images were left out, and the cells left out because a run
-has not yet joined their rows into ``rows.csv``; a ``rows.csv`` that is not whole stops it, exit
-status 2).  An architecture's value is the mean of its per-image terms in % (Appendix C, Eqs. 11-15;
-EP and LE over the images with one box, a filter on the same rows); a family's value is the mean ± sample standard deviation of its architectures'
-values (Table 2; e.g. the paper's CNN GradCAM AD 18.93 ± 4.82 is that of Table 6's six CNN values).
-Bootstrap intervals resample each architecture's images (fixed seed per dataset and architecture,
-so every method of an architecture sees the same draws; EP and LE average the single-box images of
-each draw).
-Every table is a list of blocks, each a matrix of cells drawn by one renderer per format.
-Methods and datasets are named and ordered by their registries (:mod:`baselines`, :mod:`benchmarks.data`):
-Tables 4-6, 8 and 9 are on the first dataset of the rows whose class has boxes (ILSVRC), Table 7 on the
-first without (Alzheimer's); methods that explain one family only (AG-CAM) appear in Table 5 alone.
+Every table uses one cell per (dataset, model, method) and compares the methods of each (dataset,
+architecture) on the image ids all its cells have (:mod:`benchmarks.stats`).  An architecture's value
+is the mean of its per-image terms in % (Appendix C, Eqs. 11-15; EP and LE over the images with one
+box); a family's value is the mean ± sample standard deviation of its architectures' values (Table 2;
+e.g. the paper's CNN GradCAM AD 18.93 ± 4.82 is that of Table 6's six CNN values), its interval
+resampling image ids jointly across them.  Every table is a list of blocks, each a matrix of cells
+drawn by one renderer per format.  Methods and datasets are named and ordered by their registries
+(:mod:`baselines`, :mod:`benchmarks.data`): Tables 4-6, 8 and 9 are on the first dataset of the rows
+whose class has boxes (ILSVRC), Table 7 on the first without (Alzheimer's); methods that explain one
+family only (AG-CAM) appear in Table 5 alone.
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ EP and LE over the images with one box, a filter on the same rows); a family's v
 values (Table 2; e.g. the paper's CNN GradCAM AD 18.93 ± 4.82 is that of Table 6's six CNN values).
 Bootstrap intervals resample each architecture's images (fixed seed per dataset and architecture,
 so every method of an architecture sees the same draws; EP and LE average the single-box images of
-each draw).
+each draw), and a family mean's image ids jointly across its architectures.
 Every table is a list of blocks, each a matrix of cells drawn by one renderer per format.
 Methods and datasets are named and ordered by their registries (:mod:`baselines`, :mod:`benchmarks.data`):
 Tables 4-6, 8 and 9 are on the first dataset of the rows whose class has boxes (ILSVRC), Table 7 on the
