@@ -80,7 +80,7 @@ sweep-alzheimer: install need-alz
 SELECT_N ?= $(N)
 # Their tables go beside the run's rows (the reproduction names results/tables).
 SELECT_OUT ?= $(RUNS)/tables
-.PHONY: select-ilsvrc select-alzheimer reproduction-figures reproduction-table3 reproduction-tables paper rehearsal
+.PHONY: cluster-tests select-ilsvrc select-alzheimer reproduction-figures reproduction-table3 reproduction-tables paper rehearsal
 select-ilsvrc: install need-ilsvrc
 	for m in $$(echo $(MODELS) | tr , ' '); do \
 	  $(PY) -m scripts.select_hparams model=$$m dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) run.start=$(N) run.n_images=$(SELECT_N) run.device=$(DEVICE) --evaluated $(N) --out $(SELECT_OUT) || exit 1; done
@@ -106,6 +106,12 @@ paper table1 table2 table3 table4 table5 table6 table7 table8 table9 figures cla
 	$(call REPRODUCE,$@)
 tables: install
 	$(call REPRODUCE,table1 table2 table3 table4 table5 table6 table7 table8 table9)
+# The opt-in cluster tests: a Ray cluster (head + worker node) and a single-node SLURM cluster started here,
+# tests/test_sweep.py through each, logs in results/cluster/ (as root; needs the [sweep] extra and SLURM:
+# scripts/cluster/slurm-local.sh install).
+cluster-tests: install
+	$(PY) -m pip install -q -e '.[dev,sweep]'
+	bash scripts/cluster/test-clusters.sh $(PY)
 # The dress rehearsal of `make paper` offline on the CPU: random weights in the hub caches, tiny sizes, every
 # step and renderer (scripts/rehearse.py; REHEARSAL_MODELS=resnet18,levit_192 for two architectures).
 REHEARSAL ?= /tmp/cluscam-rehearsal

@@ -35,6 +35,7 @@ from benchmarks import zoo
 from benchmarks.data import Preprocess, RecordDataset, build_dataset, collate, dataset_class, select_records
 from benchmarks.metrics import confidence_change, image_metrics
 from benchmarks.provenance import device_name, provenance, resolve_device
+from benchmarks.shards import Shard, parse_shard
 from benchmarks.store import CellLocked, CellStore
 from cluscam.base import PRECISIONS, Explainer
 
@@ -181,6 +182,7 @@ def check_run(cfg: DictConfig) -> None:
     if r.baseline not in ("mean", "black"):
         raise ValueError(f"run.baseline={r.baseline!r} is not one of mean, black")
     resolve_device(str(r.device))
+    parse_shard(r.shard)
 
 
 def check_supported(cfg: DictConfig) -> None:
@@ -224,7 +226,7 @@ def cell_identity(cfg: DictConfig, model_cfg: DictConfig, options: dict) -> dict
     """Everything that changes a cell's rows, resolved for its method: the model's builder, weights
     (a checkpoint by its content, not its path), input and the layer this method hooks; the method's
     options; the dataset, seed and metrics. Not the model's settings for other methods, nor the
-    batch size, chunk size, device or image range (nor ``dataset.shuffle``)."""
+    batch size, chunk size, device, image range or shard (nor ``dataset.shuffle``)."""
     keep = {k: v for k, v in options.items() if k != "chunk_size"}
     keep = method_class(cfg.method.name).effective_options(zoo.layer_shape(model_cfg, cfg.method.name), **keep)
     model = {k: OmegaConf.to_container(model_cfg, resolve=True)[k] for k in MODEL_IDENTITY}
@@ -243,8 +245,9 @@ def file_sha256(path: str) -> str:
 
 
 def run_cell(cfg: DictConfig, progress: bool = True) -> pd.DataFrame:
-    """Explain and evaluate every image of the cell's range not yet on disk (retrying those skipped
-    as unreadable before) while holding the cell's lock; return the range's rows."""
+    """Explain and evaluate every image of the cell's range (of its shard with ``run.shard=i/n``) not yet
+    on disk (retrying those skipped as unreadable before) while holding the cell's (shard's) lock; return
+    the rows of those images."""
     check_keys(cfg)
     check_run(cfg)
     check_supported(cfg)
@@ -253,22 +256,25 @@ def run_cell(cfg: DictConfig, progress: bool = True) -> pd.DataFrame:
     options = cell_method_options(cfg)
     dataset = cell_dataset(cfg)
     store = _store(cfg, model_cfg, options)
-    with store.locked():
+    shard = parse_shard(cfg.run.shard)
+    mine = range(len(dataset.ids)) if shard is None else shard.positions(len(dataset.ids), int(cfg.run.batch_size))
+    with store.locked(shard):
         done, skipped = store.done_ids(), store.skipped_ids()
-        todo = [i for i, id_ in enumerate(dataset.ids) if id_ not in done]
+        todo = [i for i in mine if dataset.ids[i] not in done]
         retried = sum(dataset.ids[i] in skipped for i in todo)
         if retried:
             print(f"{model_cfg.name} / {cfg.method.name}: retrying {retried} image(s) skipped as unreadable before")
         if todo:
-            _explain(store, Subset(dataset, todo), device, cfg, model_cfg, progress)
+            _explain(store, Subset(dataset, todo), device, cfg, model_cfg, progress, shard)
         rows = store.finish()
-    return rows[rows["id"].isin(set(dataset.ids))].reset_index(drop=True)
+    return rows[rows["id"].isin({dataset.ids[i] for i in mine})].reset_index(drop=True)
 
 
 def _explain(store: CellStore, images: Subset, device: torch.device, cfg: DictConfig, model_cfg: DictConfig,
-             progress: bool) -> None:
-    """Explain ``images`` batch by batch into ``store`` (whose folder appears with the first batch)."""
-    store.open(provenance(device))
+             progress: bool, shard: Shard | None = None) -> None:
+    """Explain ``images`` batch by batch into ``store`` (whose folder appears with the first batch); the
+    session's provenance names its shard."""
+    store.open({**provenance(device), **({"shard": str(shard)} if shard else {})})
     model = cell_model(cfg, device).to(memory_format=zoo.memory_format(model_cfg, cfg.run.precision, device))
     explainer = cell_explainer(cfg, model)
     loader = DataLoader(images, batch_size=int(cfg.run.batch_size), collate_fn=collate,

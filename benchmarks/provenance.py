@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.devices import FREE, lease
+from benchmarks.devices import FREE, lease, visible_gpus
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LIBRARIES = ("torch", "torchvision", "timm", "scikit-learn", "numpy", "grad-cam")
@@ -41,7 +41,7 @@ def resolve_device(name: str, key: str = "run.device") -> torch.device:
     if name == FREE:  # one GPU per process on a machine with several (benchmarks.devices)
         if not torch.cuda.is_available():
             raise ValueError(f"{key}={name!r} asked for, but CUDA is not available here; use cpu or auto")
-        return torch.device("cuda", lease(torch.cuda.device_count()))
+        return torch.device("cuda", lease(visible_gpus()))
     try:
         device = torch.device(name)
     except RuntimeError:

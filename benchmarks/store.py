@@ -6,7 +6,8 @@ file and renamed, so a part is either whole or absent) and ``rows.csv``, all par
 order at the end of each run.  A run skips the images whose rows are already in a part: a killed
 run resumes without losing or duplicating rows, and a larger image range extends the cell.
 
-One process writes a cell at a time (:meth:`CellStore.locked`).  A new row for an image replaces
+One process writes a cell at a time (:meth:`CellStore.locked`), or the n processes of its shards
+(``run.shard=i/n``, :mod:`benchmarks.shards`), each holding the lock of its own images.  A new row for an image replaces
 its old one (a retried ``skipped`` image), so a cell holds one part's rows per image id.  The
 folder, its config and provenance appear with the first part: a run that fails before it leaves
 no cell.  Image paths are stored relative to the dataset root (``dataset.root`` of the config).
@@ -17,6 +18,7 @@ import fcntl
 import hashlib
 import json
 import os
+import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +26,8 @@ from typing import Iterator
 
 import numpy as np
 import pandas as pd
+
+from benchmarks.shards import Shard
 
 ROWS = "rows.csv"
 CONFIG = "config.json"
@@ -37,6 +41,18 @@ class CellLocked(RuntimeError):
 def config_hash(resolved: dict) -> str:
     """A short stable hash of everything that changes a cell's rows."""
     return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _write_pid(fd: int) -> None:
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+
+
+def _read_pid(path: Path) -> str:
+    try:
+        return path.read_text().strip() or "unknown"
+    except OSError:
+        return "unknown"
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -151,17 +167,31 @@ class CellStore:
         self._part_of: dict[str, Path] = {}
 
     @contextmanager
-    def locked(self) -> Iterator[None]:
-        """Hold the cell's lock (an ``flock`` on ``.<hash>.lock`` beside it) while writing; raise
-        :class:`CellLocked` at once when another process holds it."""
+    def locked(self, shard: Shard | None = None) -> Iterator[None]:
+        """Hold the cell's lock while writing: an exclusive ``flock`` on ``.<hash>.lock`` beside the cell, or
+        for one of n shards a shared one on it and an exclusive one on ``.<hash>.shard-<i>-of-<n>.lock``, so
+        that the shards of one count run together and nothing else writes the cell meanwhile.  Raise
+        :class:`CellLocked` at once when that is not free."""
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = self._acquire()
+        fd = self._acquire(self.lock_path, fcntl.LOCK_SH if shard else fcntl.LOCK_EX)
+        own = None
         try:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
+            if shard is None:
+                _write_pid(fd)
+            else:
+                own = self._acquire(self._shard_lock(shard), fcntl.LOCK_EX)
+                _write_pid(own)
+                self._refuse_other_counts(shard)
             yield
         finally:
-            self.lock_path.unlink(missing_ok=True)
+            if own is not None:
+                self._shard_lock(shard).unlink(missing_ok=True)
+                os.close(own)
+            try:  # the last holder removes the lock file (a shard's shared lock: only when it is the last)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self.lock_path.unlink(missing_ok=True)
+            except BlockingIOError:
+                pass
             os.close(fd)
             self._remove_empty_folders()
 
@@ -174,24 +204,57 @@ class CellStore:
             except OSError:  # not empty (or gone): stop there
                 return
 
-    def _acquire(self) -> int:
-        """The descriptor of the locked lock file (retrying when its previous holder removed it meanwhile)."""
-        while True:
-            try:
-                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-            except FileNotFoundError:  # another run removed the empty folder meanwhile (_remove_empty_folders)
-                self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+    def _shard_lock(self, shard: Shard) -> Path:
+        return self.lock_path.with_name(f".{self.hash}.shard-{shard.index}-of-{shard.count}.lock")
+
+    def _holders(self) -> str:
+        """Who holds the cell: its writer's pid, or its shards' and their pids."""
+        shards = sorted(self.lock_path.parent.glob(f".{self.hash}.shard-*.lock"))
+        pids = [f"{p.name.split('.shard-')[1][:-5].replace('-of-', '/')} pid {_read_pid(p)}" for p in shards]
+        return f"shards {', '.join(pids)}" if pids else f"pid {_read_pid(self.lock_path)}"
+
+    def _refuse_other_counts(self, shard: Shard) -> None:
+        """Refuse a shard while shards of another count (which would overlap it) write the cell."""
+        for path in self.lock_path.parent.glob(f".{self.hash}.shard-*-of-*.lock"):
+            if path.name.endswith(f"-of-{shard.count}.lock"):
                 continue
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.read(fd, 32).decode().strip() or "unknown"
-                os.close(fd)
-                raise CellLocked(f"cell {self.dir} is being written by another process (pid {holder}, lock "
-                                 f"{self.lock_path}); wait for it to finish, or run this configuration with another "
-                                 f"run.out_dir") from None
+                probe = os.open(path, os.O_RDWR)
+            except FileNotFoundError:  # its shard ended meanwhile
+                continue
             try:
-                if os.stat(self.lock_path).st_ino == os.fstat(fd).st_ino:
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                count = path.name.rsplit("-of-", 1)[1][:-5]
+                raise CellLocked(f"cell {self.dir} is being written in {count} shards ({self._holders()}); "
+                                 f"run.shard={shard} would overlap them: use run.shard=<i>/{count}") from None
+            finally:
+                os.close(probe)
+
+    def _acquire(self, path: Path, mode: int, wait: bool = False) -> int:
+        """The descriptor of the lock file ``path`` locked in ``mode`` (retrying when its previous holder removed
+        it meanwhile, and for a moment while a holder releases it; with ``wait``, until it is free)."""
+        give_up = time.monotonic() + 1.0
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:  # another run removed the empty folder meanwhile (_remove_empty_folders)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                continue
+            try:
+                fcntl.flock(fd, mode if wait else mode | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                if time.monotonic() < give_up:  # a holder that releases takes the lock alone for an instant
+                    time.sleep(0.02)
+                    continue
+                held = self._holders()
+                how = ("by another process" if held.startswith("pid") else "in shards") if path == self.lock_path \
+                    else "by another process running the same shard"
+                raise CellLocked(f"cell {self.dir} is being written {how} ({held}, lock {path}); wait for it to "
+                                 f"finish, or run this configuration with another run.out_dir") from None
+            try:
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
                     return fd
             except FileNotFoundError:
                 pass
@@ -199,8 +262,8 @@ class CellStore:
 
     def _index(self) -> pd.DataFrame:
         """id, status (where the rows have one) and part file of every row on disk."""
-        frames = [pd.read_csv(p, usecols=lambda c: c in ("id", "status"), dtype={"id": str}).assign(part=p)
-                  for p in self._part_files()]
+        frames = [frame.assign(part=p) for p, frame in
+                  self._read_parts(usecols=lambda c: c in ("id", "status"), dtype={"id": str})]
         index = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"id": [], "part": []})
         self._part_of = dict(zip(index["id"], index["part"]))
         return index
@@ -222,6 +285,15 @@ class CellStore:
 
     def _part_files(self) -> list[Path]:
         return sorted(p for p in self.parts.glob("*.csv") if p.stat().st_size) if self.parts.exists() else []
+
+    def _read_parts(self, **read_csv) -> list[tuple[Path, pd.DataFrame]]:
+        """Every part file with its rows, read again from the listing when another shard replaced a part
+        meanwhile (a retried image's row moves to that shard's new part)."""
+        while True:
+            try:
+                return [(p, pd.read_csv(p, **read_csv)) for p in self._part_files()]
+            except FileNotFoundError:
+                continue
 
     def open(self, provenance: dict) -> None:
         """Start a session; its provenance (and the cell's config) is written with its first part."""
@@ -287,14 +359,22 @@ class CellStore:
 
     def finish(self) -> pd.DataFrame:
         """Join the parts, in id order, into rows.csv, each id's rows from one part (an ok row's
-        where several parts hold the id, e.g. copied or duplicated part files)."""
-        frames = [pd.read_csv(p, dtype={"id": str}).assign(_part=k) for k, p in enumerate(self._part_files())]
-        rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"id": [], "_part": []})
-        rows = _one_part_per_id(rows, str(self.dir)).sort_values("id", kind="stable").reset_index(drop=True)
-        if "path" in rows:
-            rows["path"] = relative_paths(rows["path"], self.data_root)
-        if self.dir.exists():
+        where several parts hold the id, e.g. copied or duplicated part files).  One process at a time
+        (a lock on ``.<hash>.rows.lock``), so the shard that finishes last writes every shard's rows."""
+        if not self.dir.exists():
+            return pd.DataFrame({"id": []})
+        path = self.lock_path.with_name(f".{self.hash}.rows.lock")
+        fd = self._acquire(path, fcntl.LOCK_EX, wait=True)
+        try:
+            frames = [frame.assign(_part=k) for k, (_, frame) in enumerate(self._read_parts(dtype={"id": str}))]
+            rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"id": [], "_part": []})
+            rows = _one_part_per_id(rows, str(self.dir)).sort_values("id", kind="stable").reset_index(drop=True)
+            if "path" in rows:
+                rows["path"] = relative_paths(rows["path"], self.data_root)
             atomic_write(self.dir / ROWS, rows.to_csv(index=False))
+        finally:
+            path.unlink(missing_ok=True)
+            os.close(fd)
         return rows
 
     def rows(self) -> pd.DataFrame:

@@ -105,6 +105,9 @@ def run_table1(cfg: DictConfig, progress: bool = True) -> tuple[pd.DataFrame, pd
     (groups, members) rows.  Unreadable images are left out (the runner reports them)."""
     if cfg.method.name != "cluscam":
         raise ValueError(f"Table 1 studies ClusCAM's groups; got method={cfg.method.name}, use method=cluscam")
+    if cfg.run.get("shard") is not None:
+        raise ValueError(f"run.shard={cfg.run.shard} splits a runner cell; Table 1 runs in one process: leave run.shard "
+                         f"unset")
     device = resolve_device(cfg.run.device)
     dataset = cell_dataset(cfg)
     groups_store, members_store = table1_stores(cfg)

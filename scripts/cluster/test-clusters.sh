@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The opt-in cluster tests (tests/test_sweep.py) on a Ray cluster and a SLURM cluster started on this machine,
+# each test's log with the versions it ran written to OUT (results/cluster): ray.log, slurm.log.
+# Usage: test-clusters.sh [PYTHON] (the interpreter of an environment with the [dev,sweep] extras); run as root
+# (SLURM's daemons).  Both clusters are stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=${1:-.venv/bin/python}
+OUT=${OUT:-results/cluster}
+HERE=scripts/cluster
+mkdir -p "$OUT"
+trap 'RAY="$(dirname "$PY")/ray" bash $HERE/ray-local.sh stop >/dev/null 2>&1 || true; bash $HERE/slurm-local.sh stop || true' EXIT
+
+header() {  # what ran: commit, date, machine, versions
+  echo "# $1"
+  echo "commit: $(git rev-parse HEAD)$(git diff --quiet HEAD -- . ':!results' || echo ' (with uncommitted changes)')"
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "machine: $(uname -srm), $(nproc) CPUs"
+  "$PY" - <<'PY'
+import importlib.metadata as md, sys
+print("python:", sys.version.split()[0])
+for name in ("torch", "hydra-core", "ray", "hydra-ray-launcher", "submitit", "hydra-submitit-launcher", "hydra-joblib-launcher"):
+    try:
+        print(f"{name}: {md.version(name)}")
+    except md.PackageNotFoundError:
+        print(f"{name}: not installed")
+PY
+}
+
+RAY="$(dirname "$PY")/ray" bash $HERE/ray-local.sh start >/dev/null
+{ header "Ray cluster: scripts/cluster/ray-local.sh start (a head and a worker node), then pytest"
+  RAY="$(dirname "$PY")/ray" bash $HERE/ray-local.sh status
+  "$PY" -m pytest -v -p no:cacheprovider tests/test_sweep.py -k ray_cluster; } 2>&1 | tee "$OUT/ray.log"
+RAY="$(dirname "$PY")/ray" bash $HERE/ray-local.sh stop >/dev/null
+
+bash $HERE/slurm-local.sh start >/dev/null
+{ header "SLURM cluster: scripts/cluster/slurm-local.sh start (slurmctld, slurmd, munge on localhost), then pytest"
+  echo "slurm: $(sinfo --version)"; echo "munge: $(munged --version 2>&1 | head -1)"
+  sinfo
+  "$PY" -m pytest -v -p no:cacheprovider tests/test_sweep.py -k slurm; } 2>&1 | tee "$OUT/slurm.log"
