@@ -30,11 +30,24 @@ PY
 RAY="$(dirname "$PY")/ray" bash $HERE/ray-local.sh start >/dev/null
 { header "Ray cluster: scripts/cluster/ray-local.sh start (a head and a worker node), then pytest"
   RAY="$(dirname "$PY")/ray" bash $HERE/ray-local.sh status
-  "$PY" -m pytest -v -p no:cacheprovider tests/test_sweep.py -k ray_cluster; } 2>&1 | tee "$OUT/ray.log"
+  "$PY" -m pytest -v -p no:cacheprovider tests/test_sweep.py -k ray_cluster
+  echo "# where the sweeps' jobs ran (Hydra's _run_job tasks per node)"
+  "$PY" - <<'PY'
+from collections import Counter
+from ray.util.state import list_nodes, list_tasks
+kind = {n.node_id: "head" if n.is_head_node else "worker" for n in list_nodes()}
+jobs = Counter((kind.get(t.node_id, t.node_id), t.state) for t in list_tasks(filters=[("name", "=", "_run_job")], limit=10_000))
+for (node, state), n in sorted(jobs.items()):
+    print(f"{node} node: {n} jobs {state}")
+PY
+} 2>&1 | tee "$OUT/ray.log"
 RAY="$(dirname "$PY")/ray" bash $HERE/ray-local.sh stop >/dev/null
 
 bash $HERE/slurm-local.sh start >/dev/null
 { header "SLURM cluster: scripts/cluster/slurm-local.sh start (slurmctld, slurmd, munge on localhost), then pytest"
   echo "slurm: $(sinfo --version)"; echo "munge: $(munged --version 2>&1 | head -1)"
   sinfo
-  "$PY" -m pytest -v -p no:cacheprovider tests/test_sweep.py -k slurm; } 2>&1 | tee "$OUT/slurm.log"
+  "$PY" -m pytest -v -p no:cacheprovider tests/test_sweep.py -k slurm
+  echo "# the SLURM jobs the sweeps ran (scontrol keeps ended jobs for MinJobAge)"
+  scontrol -o show jobs | sed -E 's/.*(JobId=[0-9]+) (JobName=[^ ]+).*(JobState=[A-Z]+).*(NodeList=[^ ]+).*/\1 \2 \3 \4/'
+} 2>&1 | tee "$OUT/slurm.log"
