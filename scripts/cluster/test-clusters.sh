@@ -47,7 +47,9 @@ bash $HERE/slurm-local.sh start >/dev/null
 { header "SLURM cluster: scripts/cluster/slurm-local.sh start (slurmctld, slurmd, munge on localhost), then pytest"
   echo "slurm: $(sinfo --version)"; echo "munge: $(munged --version 2>&1 | head -1)"
   sinfo
+  last=$(scontrol -o show jobs 2>/dev/null | grep -o '^JobId=[0-9]*' | cut -d= -f2 | sort -n | tail -1)
   "$PY" -m pytest -v -p no:cacheprovider tests/test_sweep.py -k slurm
-  echo "# the SLURM jobs the sweeps ran (scontrol keeps ended jobs for MinJobAge)"
-  scontrol -o show jobs | sed -E 's/.*(JobId=[0-9]+) (JobName=[^ ]+).*(JobState=[A-Z]+).*(NodeList=[^ ]+).*/\1 \2 \3 \4/'
+  echo "# the SLURM jobs the sweeps ran"
+  scontrol -o show jobs | awk -v last="${last:-0}" '{split($1, id, "="); if (id[2] > last) {
+    for (i = 1; i <= NF; i++) if ($i ~ /^(JobId|ArrayJobId|JobState|ExitCode|RunTime|NodeList)=/) printf "%s ", $i; print ""}}' | sort -V
 } 2>&1 | tee "$OUT/slurm.log"
