@@ -33,6 +33,7 @@ from tqdm import tqdm
 from baselines import check_options, create_explainer, method_class, method_parameters
 from benchmarks import zoo
 from benchmarks.data import Preprocess, RecordDataset, build_dataset, collate, dataset_class, select_records
+from benchmarks.faithfulness import SUBSTRATES, TESTS, image_tests
 from benchmarks.metrics import confidence_change, image_metrics
 from benchmarks.provenance import device_name, provenance, resolve_device
 from benchmarks.shards import Shard, parse_shard
@@ -160,7 +161,7 @@ def check_keys(cfg: DictConfig) -> None:
 
 
 def check_run(cfg: DictConfig) -> None:
-    """Refuse ``run.*`` values out of range, naming the key (before any library sees them)."""
+    """Refuse ``run.*`` and faithfulness-test values out of range, naming the key (before any library sees them)."""
     r = cfg.run
 
     def integer(key: str, low: int, none_ok: bool = False) -> None:
@@ -183,6 +184,13 @@ def check_run(cfg: DictConfig) -> None:
         raise ValueError(f"run.baseline={r.baseline!r} is not one of mean, black")
     resolve_device(str(r.device))
     parse_shard(r.shard)
+    m = cfg.metrics
+    unknown = sorted(set(m.faithfulness or []) - set(TESTS))
+    if unknown:
+        raise ValueError(f"metrics.faithfulness: unknown test(s) {', '.join(unknown)}; use any of {', '.join(TESTS)}")
+    for key in ("deletion_substrate", "insertion_substrate"):
+        if m[key] not in SUBSTRATES:
+            raise ValueError(f"metrics.{key}={m[key]!r} is not one of {', '.join(SUBSTRATES)}")
 
 
 def check_supported(cfg: DictConfig) -> None:
@@ -219,6 +227,7 @@ def excluded_ids(path: str | None) -> set[str]:
     return {line.strip() for line in file.read_text().splitlines() if line.strip()}
 
 
+PAPER_METRIC_OPTIONS = ("ag_variant", "le_region")  # metrics.* of the paper's metrics (the rest: faithfulness tests)
 MODEL_IDENTITY = ("name", "family", "source", "arch", "weights", "kwargs", "num_classes", "pretrained", "input")
 
 
@@ -234,8 +243,11 @@ def cell_identity(cfg: DictConfig, model_cfg: DictConfig, options: dict) -> dict
     model["checkpoint_sha256"] = file_sha256(model_cfg.checkpoint) if model_cfg.checkpoint else None
     # dataset.shuffle, like the range, picks images and changes no row
     dataset = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items() if k != "shuffle"}
+    metrics = OmegaConf.to_container(cfg.metrics, resolve=True)
+    if not metrics.get("faithfulness"):  # the paper's metrics alone: the options of the others change no row
+        metrics = {k: v for k, v in metrics.items() if k in PAPER_METRIC_OPTIONS}
     return {"model": model, "method": {"name": cfg.method.name, **keep},
-            "dataset": dataset, "seed": int(cfg.run.seed), "metrics": OmegaConf.to_container(cfg.metrics)}
+            "dataset": dataset, "seed": int(cfg.run.seed), "metrics": metrics}
 
 
 def file_sha256(path: str) -> str:
@@ -318,6 +330,15 @@ def evaluate_batch(explainer, model, batch, device: torch.device, cfg: DictConfi
         metrics = image_metrics(p, p_masked, sal, b.padded_boxes.to(device), b.num_boxes.to(device),
                                 ag_variant=cfg.metrics.ag_variant, le_region=cfg.metrics.le_region)
     passes = explainer.last_passes
+    tests = list(cfg.metrics.faithfulness or [])
+    if tests:  # beyond the paper: Deletion / Insertion, ROAD (their passes are not the method's)
+        m = cfg.metrics
+        chunk = 64 if cfg.run.chunk_size == "auto" else int(cfg.run.chunk_size)
+        metrics.update(image_tests(model, images, sal, targets, tests, step=int(m.curve_step),
+                                   deletion_substrate=m.deletion_substrate, insertion_substrate=m.insertion_substrate,
+                                   percentiles=list(m.road_percentiles), noise=float(m.road_noise), seed=int(cfg.run.seed),
+                                   pixel_mean=list(model_cfg.input.mean), pixel_std=list(model_cfg.input.std),
+                                   chunk_size=chunk))
     rows = pd.DataFrame({
         "id": b.ids, "path": b.paths, "status": "ok", "label": b.labels.tolist(), "pred": targets.tolist(),
         **{k: v.detach().cpu().double().numpy() for k, v in metrics.items()},

@@ -35,6 +35,7 @@ from cluscam.base import Explainer, as_logits
 Curve = Literal["deletion", "insertion"]
 Order = Literal["morf", "lerf"]
 RISE_STEP = 224  # pixels per step (RISE's evaluation at 224 x 224)
+SUBSTRATES = ("mean", "black", "blur")
 ROAD_PERCENTILES = (10, 20, 30, 40, 50, 60, 70, 80, 90)  # pytorch-grad-cam 1.5.7's ROAD*Average / ROADCombined
 
 
@@ -56,8 +57,14 @@ def probabilities(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
 
 
 def _targets(model: nn.Module, images: torch.Tensor, targets) -> torch.Tensor:
+    """Class indices [B]: ``targets`` as given (no pass), else the prediction (one pass)."""
+    if targets is not None:
+        t = torch.as_tensor(targets, device=images.device).long().reshape(-1)
+        if t.numel() != images.shape[0]:
+            raise ValueError(f"got {t.numel()} targets for a batch of {images.shape[0]} images")
+        return t
     with torch.no_grad():
-        return Explainer.resolve_targets(as_logits(model(images)), targets)
+        return Explainer.resolve_targets(as_logits(model(images)), None)
 
 
 # -- Deletion / Insertion (RISE) ---------------------------------------------------------------------
@@ -329,4 +336,36 @@ def randomization_check(explain: Callable[[nn.Module], torch.Tensor], model: nn.
     for stage, random in cascading_randomization(model, stages, seed):
         maps = explain(random).float()
         out[stage] = {"spearman": spearman(original, maps), "ssim": ssim(original, maps)}
+    return out
+
+
+# -- rows of the runner ---------------------------------------------------------------------------------
+TESTS = ("deletion", "insertion", "road")
+
+
+def image_tests(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor,
+                tests: Sequence[str], *, step: int = RISE_STEP, deletion_substrate: str = "mean",
+                insertion_substrate: str = "blur", percentiles: Sequence[float] = ROAD_PERCENTILES,
+                noise: float = 0.01, seed: int = 0, pixel_mean: Sequence[float] | None = None,
+                pixel_std: Sequence[float] | None = None, chunk_size: int = 64) -> dict[str, torch.Tensor]:
+    """Per-image columns of ``tests`` (:data:`TESTS`): ``deletion`` and ``insertion`` (AUC), ``road_morf``,
+    ``road_lerf`` and ``road_combined``, and ``faithfulness_forward``, the forward passes they ran per image."""
+    unknown = sorted(set(tests) - set(TESTS))
+    if unknown:
+        raise ValueError(f"unknown faithfulness test(s) {', '.join(unknown)}; metrics.faithfulness takes {', '.join(TESTS)}")
+    out: dict[str, torch.Tensor] = {}
+    passes = 0
+    for mode, kind in (("deletion", deletion_substrate), ("insertion", insertion_substrate)):
+        if mode in tests:
+            base = substrate(images, kind, pixel_mean, pixel_std)
+            out[mode] = curve_auc(causal_curve(model, images, maps, targets, mode=mode, step=step, base=base,
+                                               seed=seed, chunk_size=chunk_size))
+            passes += curve_steps(maps[0].numel(), step) + 1
+    if "road" in tests:
+        for order in ("morf", "lerf"):
+            out[f"road_{order}"] = road(model, images, maps, targets, order=order, percentiles=percentiles, noise=noise,
+                                        seed=seed, chunk_size=chunk_size)
+            passes += 1 + len(percentiles)
+        out["road_combined"] = (out["road_lerf"] - out["road_morf"]) / 2
+    out["faithfulness_forward"] = torch.full((images.shape[0],), float(passes))
     return out

@@ -214,3 +214,23 @@ def test_default_stages_run_from_the_logits_down():
     assert fa.default_stages(tiny_cnn()) == ["10", "6", "3", "0"]
     with pytest.raises(ValueError, match="randomization stage 'head' is not a module of the model"):
         next(fa.cascading_randomization(tiny_cnn(), ["head"]))
+
+
+# -- in the runner's rows ---------------------------------------------------------------------------------
+def test_the_runner_writes_the_tests_beside_the_papers_metrics(tmp_path):
+    from benchmarks.api import cell_store, compose, run_cell
+
+    base = ["model=tiny_cnn", "method=gradcam", "dataset=synthetic", "dataset.options.n=3", "run.batch_size=2",
+            "run.workers=0", "run.device=cpu", f"run.out_dir={tmp_path}"]
+    tests = ["metrics.faithfulness=[deletion,insertion,road]", "metrics.curve_step=256", "metrics.road_percentiles=[25,75]"]
+    rows = run_cell(compose([*base, *tests]), progress=False)
+    for col in ("deletion", "insertion"):
+        assert rows[col].between(0, 1).all()
+    assert ((rows["road_lerf"] - rows["road_morf"]) / 2 - rows["road_combined"]).abs().max() < 1e-12
+    steps = 64 * 64 // 256  # the synthetic images are 64 x 64
+    assert (rows["faithfulness_forward"] == 2 * (steps + 1) + 2 * (1 + 2)).all()
+    assert (rows["forward"] == 1).all()  # the method's own passes are counted apart
+    plain = cell_store(compose(base)).identity["metrics"]
+    assert sorted(plain) == ["ag_variant", "le_region"]  # without tests, cells keep the identity they had
+    with pytest.raises(ValueError, match="metrics.faithfulness: unknown test.s. rise; use any of deletion, insertion, road"):
+        run_cell(compose([*base, "metrics.faithfulness=[rise]"]), progress=False)
