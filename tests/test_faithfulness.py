@@ -4,6 +4,7 @@ and known answers on toy models."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -234,3 +235,29 @@ def test_the_runner_writes_the_tests_beside_the_papers_metrics(tmp_path):
     assert sorted(plain) == ["ag_variant", "le_region"]  # without tests, cells keep the identity they had
     with pytest.raises(ValueError, match="metrics.faithfulness: unknown test.s. rise; use any of deletion, insertion, road"):
         run_cell(compose([*base, "metrics.faithfulness=[rise]"]), progress=False)
+
+
+def test_the_randomization_experiment_writes_a_row_per_image_and_stage_and_resumes(tmp_path):
+    from benchmarks.api import cell_dataset, cell_explainer, cell_model, compose
+    from benchmarks.data import collate
+    from benchmarks.randomization import run_randomization
+
+    cfg = compose(["model=tiny_cnn", "method=reciprocam", "dataset=synthetic", "dataset.options.n=3", "run.batch_size=3",
+                   "run.workers=0", "run.device=cpu", f"run.out_dir={tmp_path}"])
+    rows = run_randomization(cfg, progress=False)
+    model = cell_model(cfg, torch.device("cpu"))
+    stages = fa.default_stages(model)
+    assert len(rows) == 3 * len(stages) and list(dict.fromkeys(rows["stage"])) == sorted(stages, key=stages.index)
+    assert set(rows["depth"]) == set(range(1, len(stages) + 1))
+    batch = collate([cell_dataset(cfg)[i] for i in range(3)])
+    with torch.no_grad():
+        targets = model(batch.images).argmax(1)
+    direct = fa.randomization_check(lambda m: cell_explainer(cfg, m)(batch.images, targets), model, stages)
+    for stage in stages:  # the experiment's rows are the library's check on the same images
+        got = rows[rows["stage"] == stage].sort_values("id")
+        np.testing.assert_allclose(got["spearman"], direct[stage]["spearman"].numpy(), atol=1e-6)
+        np.testing.assert_allclose(got["ssim"], direct[stage]["ssim"].numpy(), atol=1e-6)
+    parts = sorted(tmp_path.rglob("parts/*.csv"))
+    again = run_randomization(cfg, progress=False)
+    assert sorted(tmp_path.rglob("parts/*.csv")) == parts
+    pd.testing.assert_frame_equal(again, rows)
