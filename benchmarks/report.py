@@ -343,10 +343,11 @@ RANDOM_BANNER = ("**Random weights.** Every model of these rows ran on random we
 def report(data: Rows, runs: str | Path, command: str, resamples: int = 2000, seed: int = 0, min_images: int = 10,
            commit: str | None = None, selections: Sequence[str | Path] = (),
            min_architectures: int = MIN_ARCHITECTURES, ablation: Rows | None = None,
-           min_study_images: int = MIN_STUDY_IMAGES) -> str:
+           min_study_images: int = MIN_STUDY_IMAGES, beyond: Sequence[str] = ()) -> str:
     """The Markdown report; ``selections``: folders of Table 3 selections (``<model>.json``); ``ablation``:
     the rows of Fig. 5's variants (:func:`read_ablation`); ``min_study_images``: the fewest images of
-    a verdict of the paper's studies (Table 1, App. D.1, Fig. 5)."""
+    a verdict of the paper's studies (Table 1, App. D.1, Fig. 5); ``beyond``: the lines of the section "Beyond
+    the paper" (:func:`benchmarks.beyond.section`), not counted among the paper's claims."""
     from benchmarks.provenance import git_commit
 
     stats = cell_stats(data.rows, resamples=1, seed=seed)  # means only
@@ -421,5 +422,6 @@ def report(data: Rows, runs: str | Path, command: str, resamples: int = 2000, se
            "## Table 3: hyperparameters", "", *table3_section(t3),
            "## Sec. 4.4 and Fig. 5: ablation", "", *fig5_section(ablation, fig5, levels),
            "## Table 8: trade-off against GradCAM", "", *factor_section(factors, mags, orderings, runtime, pronounced),
-           "## Table 9: passes per image", "", *passes_section(passes)]
+           "## Table 9: passes per image", "", *passes_section(passes),
+           *(["## Beyond the paper: Deletion / Insertion, ROAD and the randomization check", "", *beyond] if beyond else [])]
     return "\n".join(out).rstrip() + "\n"

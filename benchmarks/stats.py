@@ -19,7 +19,7 @@ import pandas as pd
 FAMILIES = {"cnn": "CNNs", "vit": "ViTs"}
 CONFIDENCE = ("ad", "ic", "ag")
 LOCALIZATION = ("ep", "le")
-LOWER_BETTER = {"ad", "le"}
+LOWER_BETTER = {"ad", "le", "deletion", "road_morf"}  # the paper's and the faithfulness tests' (benchmarks.beyond)
 KEYS = ["dataset", "model", "method"]
 REQUIRED = (*KEYS, "cell", "id", *CONFIDENCE)
 OPTIONAL = {"ep": np.nan, "le": np.nan, "n_boxes": np.nan, "seconds": np.nan, "forward": np.nan, "partial": 0.0,

@@ -1,0 +1,89 @@
+"""Table 10 (benchmarks.beyond): ClusCAM against the best baseline per test on rows with known answers, the
+randomization flag, and the command line end to end on tiny runs."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks.beyond import comparisons, randomization_summary, section
+
+IDS = [f"img{i:03d}" for i in range(60)]
+
+
+def rows_with(values: dict[str, dict[str, float]], noise: float = 0.005) -> pd.DataFrame:
+    """Rows of two CNN architectures; ``values[method][metric]``: the per-image mean (fractions), plus noise."""
+    rng = np.random.default_rng(0)
+    frames = []
+    for model in ("resnet18", "resnet34"):
+        for method, cols in values.items():
+            frame = pd.DataFrame({"dataset": "ilsvrc", "model": model, "method": method, "cell": f"{model}-{method}",
+                                  "id": IDS})
+            for metric, v in cols.items():
+                frame[metric] = v + noise * rng.standard_normal(len(IDS))
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def by_metric(results):
+    return {c.metric: c for c in results}
+
+
+def test_the_best_baseline_per_metric_and_the_verdicts():
+    rows = rows_with({"cluscam": {"ad": 0.20, "ic": 0.5, "ag": 0.1, "deletion": 0.10, "insertion": 0.40},
+                      "gradcam": {"ad": 0.30, "ic": 0.5, "ag": 0.1, "deletion": 0.20, "insertion": 0.60},
+                      "scorecam": {"ad": 0.25, "ic": 0.5, "ag": 0.1, "deletion": 0.15, "insertion": 0.50}})
+    got = by_metric(comparisons(rows, resamples=500))
+    assert got["deletion"].best == "scorecam" and got["insertion"].best == "gradcam"  # lower / higher is better
+    assert got["deletion"].diff == pytest.approx(-5.0, abs=0.5)  # in %
+    assert got["deletion"].verdict == "holds" and got["ad"].verdict == "holds"
+    assert got["insertion"].verdict == "does not hold"
+    assert got["ic"].verdict.startswith("not resolved")  # equal means: no side
+    assert got["deletion"].images == 60 and got["deletion"].models == ("resnet18", "resnet34")
+    text = "\n".join(section(list(got.values()), pd.DataFrame(), "runs"))
+    assert "ClusCAM leads the best baseline on AD here" in text and "does not hold: Insertion" in text
+
+
+def test_the_randomization_flag():
+    frames = []
+    for method, rho in (("gradcam", 0.1), ("edges", 0.95), ("half", 0.5)):
+        for depth in (1, 2):
+            frames.append(pd.DataFrame({"dataset": "ilsvrc", "model": "resnet18", "method": method, "id": IDS,
+                                        "stage": f"s{depth}", "depth": depth,
+                                        "spearman": rho + 0.01 * np.random.default_rng(depth).standard_normal(60),
+                                        "ssim": 0.5}))
+    summary = randomization_summary(pd.concat(frames), threshold=0.5, resamples=500).set_index("method")
+    assert summary.loc["gradcam", "changes"] == "yes" and summary.loc["edges", "changes"] == "no (flagged)"
+    assert summary.loc["half", "changes"] == "not resolved" and (summary["stage"] == "s2").all()
+
+
+def test_the_command_line_end_to_end(tmp_path, capsys):
+    from benchmarks.api import compose, run_cell
+    from benchmarks.randomization import run_randomization
+    from scripts import beyond
+
+    runs = tmp_path / "runs"
+    base = ["model=tiny_cnn", "dataset=synthetic", "dataset.options.n=4", "run.batch_size=4", "run.workers=0",
+            "run.device=cpu", f"run.out_dir={runs}"]
+    tests = ["metrics.faithfulness=[deletion,insertion,road]", "metrics.curve_step=512", "metrics.road_percentiles=[50]"]
+    for method in ("cluscam", "gradcam"):
+        run_cell(compose([*base, f"method={method}", *tests]), progress=False)
+        run_randomization(compose([*base, f"method={method}"]), progress=False)
+    beyond.main(["--runs", str(runs), "--out", str(tmp_path / "tables"), "--resamples", "200"])
+    md = (tmp_path / "tables" / "table10.md").read_text()
+    assert "ClusCAM − best baseline" in md and "vs GradCAM" in md and "Deletion (↓)" in md
+    assert "Randomization check" in md and md.count("| TinyCNN |") + md.count("| TinyCNN | ") >= 1
+    assert {p.suffix for p in (tmp_path / "tables").iterdir()} == {".md", ".tex", ".csv", ".json"}
+    from benchmarks.beyond import randomization_summary, read_randomization
+    summary = randomization_summary(read_randomization(runs / "randomization"), resamples=100)
+    assert list(summary["stages"]) == [4, 4] and (summary["stage"] == "features.0").all()  # every stage read
+    assert (summary["images"] == 4).all()
+    from scripts import claims
+    claims.main(["--runs", str(runs), "--out", str(tmp_path / "REPRODUCTION.md"), "--faithfulness-runs", str(runs),
+                 "--resamples", "100"])
+    report = (tmp_path / "REPRODUCTION.md").read_text()
+    assert "## Beyond the paper: Deletion / Insertion, ROAD and the randomization check" in report
+    assert "### The randomization check" in report and "| Deletion (↓) |" in report
+    with pytest.raises(ValueError, match="--faithfulness-runs .* is not a folder"):
+        claims.beyond_lines(tmp_path / "absent", 100, 0, explicit=True)
+    assert claims.beyond_lines(tmp_path / "absent", 100, 0, explicit=False) == []
