@@ -80,7 +80,7 @@ sweep-alzheimer: install need-alz
 SELECT_N ?= $(N)
 # Their tables go beside the run's rows (the reproduction names results/tables).
 SELECT_OUT ?= $(RUNS)/tables
-.PHONY: cluster-tests select-ilsvrc select-alzheimer reproduction-figures reproduction-table3 reproduction-tables paper rehearsal
+.PHONY: cluster-tests reproduction-beyond select-ilsvrc select-alzheimer reproduction-figures reproduction-table3 reproduction-tables paper rehearsal
 select-ilsvrc: install need-ilsvrc
 	for m in $$(echo $(MODELS) | tr , ' '); do \
 	  $(PY) -m scripts.select_hparams model=$$m dataset=ilsvrc dataset.root=$(ILSVRC_ROOT) run.start=$(N) run.n_images=$(SELECT_N) run.device=$(DEVICE) --evaluated $(N) --out $(SELECT_OUT) || exit 1; done
@@ -164,6 +164,31 @@ reproduction: install
 	$(MAKE) reproduction-table3
 	$(MAKE) reproduction-tables
 
+# Beyond the paper (Table 10, issue 30): every method's maps on the reproduction's models scored by Deletion /
+# Insertion and ROAD beside AD / IC / AG (results/runs-faithfulness), the randomization check on the first
+# RANDOM_IMAGES images of each architecture, then Table 10 and REPRODUCTION.md's section.  Sized for a 2-core
+# CPU: BEYOND_N images per cell; BEYOND_STEP pixels per curve step (25 steps at 224 px, about ClusCAM's own
+# passes, against RISE's 224); ROAD at BEYOND_PERCENTILES (pytorch-grad-cam's 10..90 on a GPU).  Resumable.
+BEYOND_N ?= 40
+BEYOND_STEP ?= 2048
+BEYOND_PERCENTILES ?= [20,40,60,80]
+RANDOM_IMAGES ?= 20
+BEYOND_METHODS ?= $(shell $(PY) -m baselines --supports cnn vit)
+BEYOND := $(RESULTS)/runs-faithfulness
+FAITHFULNESS := run.workers=0 'metrics.faithfulness=[deletion,insertion,road]' metrics.curve_step=$(BEYOND_STEP) \
+	'metrics.road_percentiles=$(BEYOND_PERCENTILES)'
+RANDOMIZE := $(PY) -m scripts.randomization run.out_dir=$(BEYOND) run.device=$(DEVICE) run.batch_size=8 run.workers=0 \
+	run.n_images=$(RANDOM_IMAGES) --no-progress
+reproduction-beyond: install
+	$(REPRO) sweep-ilsvrc MODELS=$(LITES) METHODS=$(BEYOND_METHODS) N=$(BEYOND_N) RUNS=$(BEYOND) RUN_ARGS="$(FAITHFULNESS)"
+	$(REPRO) sweep-alzheimer MODELS=$(ALZ_MODELS) METHODS=$(BEYOND_METHODS) N=$(BEYOND_N) RUNS=$(BEYOND) RUN_ARGS="$(FAITHFULNESS)"
+	for m in $$(echo $(LITES) | tr , ' '); do for meth in $$(echo $(BEYOND_METHODS) | tr , ' '); do \
+	  $(RANDOMIZE) model=$$m method=$$meth dataset=ilsvrc dataset.root=$(SHARED)/ilsvrc_val || exit 1; done; done
+	for m in $$(echo $(ALZ_MODELS) | tr , ' '); do for meth in $$(echo $(BEYOND_METHODS) | tr , ' '); do \
+	  $(RANDOMIZE) model=$$m method=$$meth dataset=alzheimer dataset.root=$(SHARED)/alzheimer_mri \
+	    model.checkpoint=$(ALZ_CKPT)/$${m}_alzheimer.pth dataset.exclude=$(ALZ_CKPT)/$${m}_alzheimer.json || exit 1; done; done
+	$(PY) -m scripts.beyond --runs $(BEYOND) --out $(RESULTS)/tables
+
 # Every table and the claims report of the reproduction, from results/runs (tables/: the seven methods of
 # FEW_PASSES on each architecture's largest common image set; all-methods/: with ScoreCAM, on the images it
 # has; baseline-black/: ResNet-18 on Alzheimer's with masked pixels black).
@@ -175,7 +200,7 @@ reproduction-tables: install
 	$(PY) -m scripts.tables --runs $(RESULTS)/runs --out $(RESULTS)/tables --methods $(subst $(comma), ,$(FEW_PASSES))
 	$(PY) -m scripts.tables --runs $(RESULTS)/runs --out $(RESULTS)/tables/all-methods
 	$(PY) -m scripts.tables --runs $(RESULTS)/runs-baseline --out $(RESULTS)/tables/baseline-black --tables 7
-	$(PY) -m scripts.claims --runs $(RESULTS)/runs --out $(RESULTS)/REPRODUCTION.md
+	$(PY) -m scripts.claims --runs $(RESULTS)/runs --out $(RESULTS)/REPRODUCTION.md $(if $(wildcard $(BEYOND)),--faithfulness-runs $(BEYOND))
 
 # Figures from the reproduction's models: EfficientNet-Lite0 on ILSVRC (Figs. 2, 3, 5, 6, 8, 9; Fig. 6 also
 # for the Alzheimer models, in figures/alzheimer/; Fig. 5 on
