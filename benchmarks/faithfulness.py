@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cluscam.base import Explainer, as_logits
+from cluscam.ops import baseline_value
 
 Curve = Literal["deletion", "insertion"]
 Order = Literal["morf", "lerf"]
@@ -86,12 +87,8 @@ def substrate(images: torch.Tensor, kind: str, pixel_mean: Sequence[float] | Non
         return gaussian_blur(images)
     if kind == "mean":
         return torch.zeros_like(images)
-    if kind == "black":
-        if pixel_mean is None or pixel_std is None:
-            raise ValueError("the 'black' substrate needs the model's pixel_mean and pixel_std")
-        m = torch.as_tensor(pixel_mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
-        s = torch.as_tensor(pixel_std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
-        return (-m / s).expand_as(images).clone()
+    if kind == "black":  # the explainers' black baseline: (0 - mean) / std
+        return baseline_value("black", pixel_mean, pixel_std, images).expand_as(images).clone()
     raise ValueError(f"unknown substrate {kind!r}; use 'blur', 'mean' or 'black'")
 
 

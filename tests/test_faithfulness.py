@@ -11,18 +11,7 @@ from torch import nn
 
 from baselines import create_explainer
 from benchmarks import faithfulness as fa
-
-
-def tiny_cnn(seed: int = 0, classes: int = 5) -> nn.Module:
-    torch.manual_seed(seed)
-    model = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 12, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(12, 16, 3, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, classes),
-    ).eval()
-    nn.init.normal_(model[10].weight, std=3.0)  # logits of order 1: class-specific weights
-    return model
+from test_baselines_oracle import tiny_cnn
 
 
 @pytest.fixture(scope="module")
