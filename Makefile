@@ -168,25 +168,36 @@ reproduction: install
 # Insertion and ROAD beside AD / IC / AG (results/runs-faithfulness), the randomization check on the first
 # RANDOM_IMAGES images of each architecture, then Table 10 and REPRODUCTION.md's section.  Sized for a 2-core
 # CPU: BEYOND_N images per cell; BEYOND_STEP pixels per curve step (25 steps at 224 px, about ClusCAM's own
-# passes, against RISE's 224); ROAD at BEYOND_PERCENTILES (pytorch-grad-cam's 10..90 on a GPU).  Resumable.
+# passes, against RISE's 224); ROAD at BEYOND_PERCENTILES (pytorch-grad-cam's 10..90 on a GPU).  ScoreCAM
+# (1,281 passes per map on a Lite) runs in bf16 as in the reproduction's tables, and its randomization check
+# (a map per stage: 13 x 1,281 passes per image on a Lite) on the first RANDOM_SCORECAM_IMAGES images only.
+# Cheapest first, so that each session completes whole cells.  Resumable.
 BEYOND_N ?= 40
 BEYOND_STEP ?= 2048
 BEYOND_PERCENTILES ?= [20,40,60,80]
 RANDOM_IMAGES ?= 20
+RANDOM_SCORECAM_IMAGES ?= 5
 BEYOND_METHODS ?= $(shell $(PY) -m baselines --supports cnn vit)
 BEYOND := $(RESULTS)/runs-faithfulness
 FAITHFULNESS := run.workers=0 'metrics.faithfulness=[deletion,insertion,road]' metrics.curve_step=$(BEYOND_STEP) \
 	'metrics.road_percentiles=$(BEYOND_PERCENTILES)'
 RANDOMIZE := $(PY) -m scripts.randomization run.out_dir=$(BEYOND) run.device=$(DEVICE) run.batch_size=8 run.workers=0 \
-	run.n_images=$(RANDOM_IMAGES) --no-progress
+	--no-progress
+# $(call randomize,<models>,<dataset>,<methods>,<images>,<extra overrides>): the randomization check of each model x method.
+randomize = for m in $$(echo $(1) | tr , ' '); do for meth in $$(echo $(3) | tr , ' '); do \
+	  $(RANDOMIZE) model=$$m method=$$meth run.n_images=$(4) $(2) $(5) || exit 1; done; done
+RANDOM_ILSVRC := dataset=ilsvrc dataset.root=$(SHARED)/ilsvrc_val
+RANDOM_ALZ := dataset=alzheimer dataset.root=$(SHARED)/alzheimer_mri model.checkpoint=$(ALZ_CKPT)/$${m}_alzheimer.pth \
+	dataset.exclude=$(ALZ_CKPT)/$${m}_alzheimer.json
 reproduction-beyond: install
-	$(REPRO) sweep-ilsvrc MODELS=$(LITES) METHODS=$(BEYOND_METHODS) N=$(BEYOND_N) RUNS=$(BEYOND) RUN_ARGS="$(FAITHFULNESS)"
-	$(REPRO) sweep-alzheimer MODELS=$(ALZ_MODELS) METHODS=$(BEYOND_METHODS) N=$(BEYOND_N) RUNS=$(BEYOND) RUN_ARGS="$(FAITHFULNESS)"
-	for m in $$(echo $(LITES) | tr , ' '); do for meth in $$(echo $(BEYOND_METHODS) | tr , ' '); do \
-	  $(RANDOMIZE) model=$$m method=$$meth dataset=ilsvrc dataset.root=$(SHARED)/ilsvrc_val || exit 1; done; done
-	for m in $$(echo $(ALZ_MODELS) | tr , ' '); do for meth in $$(echo $(BEYOND_METHODS) | tr , ' '); do \
-	  $(RANDOMIZE) model=$$m method=$$meth dataset=alzheimer dataset.root=$(SHARED)/alzheimer_mri \
-	    model.checkpoint=$(ALZ_CKPT)/$${m}_alzheimer.pth dataset.exclude=$(ALZ_CKPT)/$${m}_alzheimer.json || exit 1; done; done
+	$(REPRO) sweep-ilsvrc MODELS=$(LITES) METHODS=$(call without,$(BEYOND_METHODS),scorecam) N=$(BEYOND_N) RUNS=$(BEYOND) RUN_ARGS="$(FAITHFULNESS)"
+	$(REPRO) sweep-alzheimer MODELS=$(ALZ_MODELS) METHODS=$(call without,$(BEYOND_METHODS),scorecam) N=$(BEYOND_N) RUNS=$(BEYOND) RUN_ARGS="$(FAITHFULNESS)"
+	$(call randomize,$(LITES),$(RANDOM_ILSVRC),$(call without,$(BEYOND_METHODS),scorecam),$(RANDOM_IMAGES))
+	$(call randomize,$(ALZ_MODELS),$(RANDOM_ALZ),$(call without,$(BEYOND_METHODS),scorecam),$(RANDOM_IMAGES))
+	$(REPRO) sweep-ilsvrc MODELS=$(LITES) METHODS=scorecam N=$(BEYOND_N) RUNS=$(BEYOND) RUN_ARGS="$(FAITHFULNESS)" PRECISION=bf16
+	$(REPRO) sweep-alzheimer MODELS=$(ALZ_MODELS) METHODS=scorecam N=$(BEYOND_N) RUNS=$(BEYOND) RUN_ARGS="$(FAITHFULNESS)" PRECISION=bf16
+	$(call randomize,$(LITES),$(RANDOM_ILSVRC),scorecam,$(RANDOM_SCORECAM_IMAGES),run.precision=bf16)
+	$(call randomize,$(ALZ_MODELS),$(RANDOM_ALZ),scorecam,$(RANDOM_SCORECAM_IMAGES),run.precision=bf16)
 	$(PY) -m scripts.beyond --runs $(BEYOND) --out $(RESULTS)/tables
 
 # Every table and the claims report of the reproduction, from results/runs (tables/: the seven methods of
