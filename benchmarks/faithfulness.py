@@ -271,13 +271,30 @@ def default_stages(model: nn.Module) -> list[str]:
     return stages[::-1]
 
 
+def _copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` with its modules' training flags.  Modules that cache tensors computed from
+    their parameters (timm's LeViT and EfficientFormer attention biases, filled by a forward in eval mode and
+    not copyable when that forward tracked gradients) drop the caches on ``train()``, which runs first; the
+    flags of ``model`` are restored after."""
+    modes = {name: m.training for name, m in model.named_modules()}
+    model.train()
+    try:
+        out = copy.deepcopy(model)
+    finally:
+        for name, m in model.named_modules():
+            m.training = modes[name]
+    for name, m in out.named_modules():
+        m.training = modes[name]
+    return out
+
+
 def cascading_randomization(model: nn.Module, stages: Sequence[str], seed: int = 0) -> Iterator[tuple[str, nn.Module]]:
     """A copy of ``model`` with ``stages[0]``, then ``stages[0..1]``, ... re-initialized (cascading from the top):
     each module of a stage with ``reset_parameters``, last first, after ``torch.manual_seed(seed + 1)``
     (Quantus 0.6.0's MPRT; the global generator is restored after each reset).  The copy is re-initialized
     on the CPU and lives on the model's device; one copy, changed in place from stage to stage."""
     device = next(model.parameters()).device
-    random = copy.deepcopy(model).cpu()
+    random = _copy(model).cpu()
     names = dict(random.named_modules())
     for stage in stages:
         if stage not in names:

@@ -206,6 +206,28 @@ def test_default_stages_run_from_the_logits_down():
         next(fa.cascading_randomization(tiny_cnn(), ["head"]))
 
 
+def test_randomization_copies_a_levit_explained_with_gradients():
+    """timm's LeViT caches its attention biases in eval mode; a forward that tracked gradients (any gradient
+    method) leaves a tensor in the cache that copy.deepcopy refuses.  The check still copies the model, leaves
+    the original's modes as they were, and its copy computes the original's logits until a stage is reset."""
+    import copy
+
+    import timm
+
+    model = timm.create_model("levit_128s", pretrained=False, num_classes=4).eval()
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    model(x).sum().backward()  # eval mode with gradients: the cache holds a non-leaf tensor
+    with pytest.raises(RuntimeError, match="deepcopy"):
+        copy.deepcopy(model)
+    with torch.no_grad():
+        before = model(x)
+        stage, random = next(fa.cascading_randomization(model, ["head"]))
+        assert stage == "head" and not any(m.training for m in (*model.modules(), *random.modules()))
+        assert torch.equal(random.forward_features(x), model.forward_features(x))  # below the head: untouched
+        assert not torch.allclose(random(x), before)
+        assert torch.equal(model(x), before)
+
+
 # -- in the runner's rows ---------------------------------------------------------------------------------
 def test_the_runner_writes_the_tests_beside_the_papers_metrics(tmp_path):
     from benchmarks.api import cell_store, compose, run_cell
