@@ -55,6 +55,12 @@ def test_the_randomization_flag():
     summary = randomization_summary(pd.concat(frames), threshold=0.5, resamples=500).set_index("method")
     assert summary.loc["gradcam", "changes"] == "yes" and summary.loc["edges", "changes"] == "no (flagged)"
     assert summary.loc["half", "changes"] == "not resolved" and (summary["stage"] == "s2").all()
+    assert randomization_summary(pd.DataFrame()).empty  # before any randomization cell
+    flat = pd.concat(frames, ignore_index=True).query("method == 'edges'").assign(method="flat")
+    flat.loc[flat["depth"] == 2, "spearman"] = np.nan  # constant maps on the fully random model: no ranks
+    got = randomization_summary(flat, threshold=0.5, resamples=200).iloc[0]
+    assert got["changes"] == "yes" and got["constant"] == 60 and got["spearman"] == 0.0
+    assert summary.loc["edges", "constant"] == 0
 
 
 def test_the_command_line_end_to_end(tmp_path, capsys):
