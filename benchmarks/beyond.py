@@ -119,7 +119,13 @@ def randomization_summary(rows: pd.DataFrame, threshold: float = THRESHOLD, resa
                     "stages": int(g["depth"].max()), "images": len(last), "spearman": np.nanmean(values[:, 0]),
                     "lo": lo, "hi": hi, "ssim": np.nanmean(values[:, 1]), "constant": int(constant.sum()),
                     "changes": changes})
-    return pd.DataFrame(out)
+    return pd.DataFrame(out).sort_values(["dataset", "model", "method"], kind="stable", key=_in_order).reset_index(drop=True)
+
+
+def _in_order(column: pd.Series) -> pd.Series:
+    """Sort key: models and methods in the registries' order (the tables'), anything else as it is."""
+    order = {"model": list(MODELS), "method": list(METHODS)}.get(str(column.name))
+    return column if order is None else column.map(lambda n: order.index(n) if n in order else len(order))
 
 
 # -- Table 10 and the report's section --------------------------------------------------------------------

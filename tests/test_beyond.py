@@ -83,7 +83,7 @@ def test_the_command_line_end_to_end(tmp_path, capsys):
     from benchmarks.beyond import randomization_summary, read_randomization
     summary = randomization_summary(read_randomization(runs / "randomization"), resamples=100)
     assert list(summary["stages"]) == [4, 4] and (summary["stage"] == "features.0").all()  # every stage read
-    assert (summary["images"] == 4).all()
+    assert (summary["images"] == 4).all() and list(summary["method"]) == ["gradcam", "cluscam"]  # the tables' order
     from scripts import claims
     claims.main(["--runs", str(runs), "--out", str(tmp_path / "REPRODUCTION.md"), "--faithfulness-runs", str(runs),
                  "--resamples", "100"])
