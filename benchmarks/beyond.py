@@ -188,6 +188,8 @@ def section(results: Sequence[Comparison], randomization: pd.DataFrame, runs: st
     for (dataset, family, models), cs in groups.items():
         names = ", ".join(MODELS.get(m, m) for m in models)
         out += [f"### {dataset_label(dataset)}, {family.upper()}s ({names})", "",
+                f"Methods, each on the same images of each architecture: "
+                f"{', '.join(method_label(m) for m in cs[0].means)}.", "",
                 "| Metric | ClusCAM | Best baseline | ClusCAM − best [95% CI] | p | Images | Verdict |",
                 "|---|---:|---|---:|---:|---:|---|"]
         for c in cs:
