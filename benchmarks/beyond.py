@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from baselines import METHODS
-from benchmarks.stats import (CONFIDENCE, LOWER_BETTER, TIE, bootstrap_means, common_ids, comparison_seed, family_of,
-                              image_means, interval, joint_bootstrap, select_cells, signed_rank_p, verdict, verdict_kind)
+from benchmarks.stats import (CONFIDENCE, FAMILIES, LOWER_BETTER, TIE, bootstrap_means, common_ids, comparison_seed,
+                              family_of, image_means, interval, joint_bootstrap, select_cells, signed_rank_p, verdict,
+                              verdict_kind)
 from benchmarks.tables import DASH, MODELS, Block, Table, dataset_label, method_label
 
 TESTS = ("deletion", "insertion", "road_morf", "road_lerf", "road_combined")
@@ -150,7 +151,7 @@ def table10(results: Sequence[Comparison], randomization: pd.DataFrame, threshol
             cells.append({"row": ("ClusCAM − best baseline",), "col": col, "value": np.nan, "metric": c.metric,
                           "group": c.metric, "text": {"md": text, "tex": text.replace("−", "-")}})
         names = ", ".join(MODELS.get(m, m) for m in models)
-        blocks.append(Block(f"{dataset_label(dataset)}, {family.upper()}s ({names}; {cs[0].images} images)",
+        blocks.append(Block(f"{dataset_label(dataset)}, {FAMILIES.get(family, family)} ({names}; {cs[0].images} images)",
                             ("Method",), cells))
         keys += [(dataset, m, meth) for m in models for meth in cs[0].means]
     if len(randomization):
@@ -187,7 +188,7 @@ def section(results: Sequence[Comparison], randomization: pd.DataFrame, runs: st
         groups.setdefault((c.dataset, c.family, c.models), []).append(c)
     for (dataset, family, models), cs in groups.items():
         names = ", ".join(MODELS.get(m, m) for m in models)
-        out += [f"### {dataset_label(dataset)}, {family.upper()}s ({names})", "",
+        out += [f"### {dataset_label(dataset)}, {FAMILIES.get(family, family)} ({names})", "",
                 f"Methods, each on the same images of each architecture: "
                 f"{', '.join(method_label(m) for m in cs[0].means)}.", "",
                 "| Metric | ClusCAM | Best baseline | ClusCAM − best [95% CI] | p | Images | Verdict |",

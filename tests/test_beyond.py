@@ -41,6 +41,7 @@ def test_the_best_baseline_per_metric_and_the_verdicts():
     assert got["ic"].verdict.startswith("not resolved")  # equal means: no side
     assert got["deletion"].images == 60 and got["deletion"].models == ("resnet18", "resnet34")
     text = "\n".join(section(list(got.values()), pd.DataFrame(), "runs"))
+    assert "### ILSVRC, CNNs (ResNet-18, ResNet-34)" in text
     assert "Methods, each on the same images of each architecture: GradCAM, ScoreCAM, ClusCAM (Ours)." in text
     assert "ClusCAM leads the best baseline on AD here" in text and "does not hold: Insertion" in text
 
