@@ -120,7 +120,8 @@ def randomization_summary(rows: pd.DataFrame, threshold: float = THRESHOLD, resa
                     "stages": int(g["depth"].max()), "images": len(last), "spearman": np.nanmean(values[:, 0]),
                     "lo": lo, "hi": hi, "ssim": np.nanmean(values[:, 1]), "constant": int(constant.sum()),
                     "changes": changes})
-    return pd.DataFrame(out).sort_values(["dataset", "model", "method"], kind="stable", key=_in_order).reset_index(drop=True)
+    out = pd.DataFrame(out).sort_values(["dataset", "model", "method"], kind="stable", key=_in_order)
+    return out.reset_index(drop=True)
 
 
 def _in_order(column: pd.Series) -> pd.Series:
@@ -168,7 +169,8 @@ def table10(results: Sequence[Comparison], randomization: pd.DataFrame, threshol
                       {"row": row, "col": ("maps change?",), "value": np.nan, "metric": "c", "group": "c",
                        "text": {"md": r.changes, "tex": r.changes}}]
         blocks.append(Block(f"Randomization check (cascading from the logits; flagged: Spearman's interval above "
-                            f"{threshold}; a constant map counts as Spearman 0)", ("Architecture", "Method"), cells, emphasis=0, show_ci=True))
+                            f"{threshold}; a constant map counts as Spearman 0)", ("Architecture", "Method"), cells,
+                            emphasis=0, show_ci=True))
     if not blocks:
         return None
     return Table("table10", "Table 10 (beyond the paper): ClusCAM's lead under Deletion/Insertion, ROAD and the "
