@@ -158,7 +158,7 @@ def table10(results: Sequence[Comparison], randomization: pd.DataFrame, threshol
     if len(randomization):
         cells = []
         for r in randomization.itertuples():
-            row = (MODELS.get(r.model, r.model), method_label(r.method))
+            row = (dataset_label(r.dataset), MODELS.get(r.model, r.model), method_label(r.method))
             cells += [{"row": row, "col": ("Spearman, all random",), "value": r.spearman, "lo": r.lo, "hi": r.hi,
                        "metric": "spearman", "group": "s"},
                       {"row": row, "col": ("SSIM, all random",), "value": r.ssim, "metric": "ssim", "group": "x"},
@@ -169,8 +169,8 @@ def table10(results: Sequence[Comparison], randomization: pd.DataFrame, threshol
                       {"row": row, "col": ("maps change?",), "value": np.nan, "metric": "c", "group": "c",
                        "text": {"md": r.changes, "tex": r.changes}}]
         blocks.append(Block(f"Randomization check (cascading from the logits; flagged: Spearman's interval above "
-                            f"{threshold}; a constant map counts as Spearman 0)", ("Architecture", "Method"), cells,
-                            emphasis=0, show_ci=True))
+                            f"{threshold}; a constant map counts as Spearman 0)", ("Dataset", "Architecture", "Method"),
+                            cells, emphasis=0, show_ci=True))
     if not blocks:
         return None
     return Table("table10", "Table 10 (beyond the paper): ClusCAM's lead under Deletion/Insertion, ROAD and the "
