@@ -26,7 +26,7 @@ from baselines import METHODS
 from benchmarks.stats import (CONFIDENCE, FAMILIES, LOWER_BETTER, TIE, bootstrap_means, common_ids, comparison_seed,
                               family_of, image_means, interval, joint_bootstrap, select_cells, signed_rank_p, verdict,
                               verdict_kind)
-from benchmarks.tables import DASH, MODELS, Block, Table, dataset_label, method_label
+from benchmarks.tables import DASH, MODELS, Block, Table, dataset_label, method_label, registry_sorted
 
 TESTS = ("deletion", "insertion", "road_morf", "road_lerf", "road_combined")
 COLUMNS = (*CONFIDENCE, *TESTS)
@@ -60,7 +60,7 @@ def comparisons(rows: pd.DataFrame, families: Mapping[str, str] | None = None, r
     out = []
     for dataset, g in rows.groupby("dataset", sort=False):
         by_family: dict[str, list[str]] = {}
-        for model in sorted(g["model"].unique(), key=lambda m: list(MODELS).index(m) if m in MODELS else len(MODELS)):
+        for model in registry_sorted(g["model"], MODELS):
             by_family.setdefault(family_of(model, families), []).append(model)
         for family, models in by_family.items():
             sub = g[g["model"].isin(models)]
@@ -117,7 +117,7 @@ def randomization_summary(rows: pd.DataFrame, threshold: float = THRESHOLD, resa
         lo, hi = interval(boot[:, :1])
         changes = "no (flagged)" if lo > threshold else "yes" if hi < threshold else "not resolved"
         out.append({"dataset": dataset, "model": model, "method": method, "stage": str(last["stage"].iloc[0]),
-                    "stages": int(g["depth"].max()), "images": len(last), "spearman": np.nanmean(values[:, 0]),
+                    "stages": int(g["depth"].max()), "images": len(last), "spearman": values[:, 0].mean(),
                     "lo": lo, "hi": hi, "ssim": np.nanmean(values[:, 1]), "constant": int(constant.sum()),
                     "changes": changes})
     out = pd.DataFrame(out).sort_values(["dataset", "model", "method"], kind="stable", key=_in_order)
@@ -126,11 +126,15 @@ def randomization_summary(rows: pd.DataFrame, threshold: float = THRESHOLD, resa
 
 def _in_order(column: pd.Series) -> pd.Series:
     """Sort key: models and methods in the registries' order (the tables'), anything else as it is."""
-    order = {"model": list(MODELS), "method": list(METHODS)}.get(str(column.name))
-    return column if order is None else column.map(lambda n: order.index(n) if n in order else len(order))
+    order = {"model": MODELS, "method": METHODS}.get(str(column.name))
+    return column if order is None else column.map({n: i for i, n in enumerate(registry_sorted(column, order))})
 
 
 # -- Table 10 and the report's section --------------------------------------------------------------------
+def _family(dataset: str, family: str) -> str:
+    return f"{dataset_label(dataset)}, {FAMILIES.get(family, family)}"
+
+
 def _signed(x: float) -> str:
     return DASH if not np.isfinite(x) else f"{x:+.2f}".replace("-", "−")
 
@@ -152,7 +156,7 @@ def table10(results: Sequence[Comparison], randomization: pd.DataFrame, threshol
             cells.append({"row": ("ClusCAM − best baseline",), "col": col, "value": np.nan, "metric": c.metric,
                           "group": c.metric, "text": {"md": text, "tex": text.replace("−", "-")}})
         names = ", ".join(MODELS.get(m, m) for m in models)
-        blocks.append(Block(f"{dataset_label(dataset)}, {FAMILIES.get(family, family)} ({names}; {cs[0].images} images)",
+        blocks.append(Block(f"{_family(dataset, family)} ({names}; {cs[0].images} images)",
                             ("Method",), cells))
         keys += [(dataset, m, meth) for m in models for meth in cs[0].means]
     if len(randomization):
@@ -190,7 +194,7 @@ def section(results: Sequence[Comparison], randomization: pd.DataFrame, runs: st
         groups.setdefault((c.dataset, c.family, c.models), []).append(c)
     for (dataset, family, models), cs in groups.items():
         names = ", ".join(MODELS.get(m, m) for m in models)
-        out += [f"### {dataset_label(dataset)}, {FAMILIES.get(family, family)} ({names})", "",
+        out += [f"### {_family(dataset, family)} ({names})", "",
                 f"Methods, each on the same images of each architecture: "
                 f"{', '.join(method_label(m) for m in cs[0].means)}.", "",
                 "| Metric | ClusCAM | Best baseline | ClusCAM − best [95% CI] | p | Images | Verdict |",

@@ -88,23 +88,24 @@ def _cross_family(method: str) -> bool:
 
 def _dataset(stats: Stats, boxes: bool) -> str | None:
     """The first dataset of the rows (in registry order) whose class has boxes (``boxes``) or has none."""
-    found = [d for d in _sorted({d for d, _, _ in stats.cells}, DATASETS)
+    found = [d for d in registry_sorted({d for d, _, _ in stats.cells}, DATASETS)
              if (d in DATASETS and DATASETS[d].has_boxes) == boxes]
     return found[0] if found else None
 
 
-def _sorted(names, order: Mapping[str, object]) -> list[str]:
+def registry_sorted(names, order: Mapping[str, object]) -> list[str]:
+    """The distinct ``names`` in the order of the registry ``order`` (models, methods, ...); others after, by name."""
     rank = {k: i for i, k in enumerate(order)}
     return sorted(set(names), key=lambda k: (rank.get(k, len(rank)), k))
 
 
 def _models(stats: Stats, dataset: str) -> list[str]:
-    return _sorted((m for d, m, _ in stats.cells if d == dataset), MODELS)
+    return registry_sorted((m for d, m, _ in stats.cells if d == dataset), MODELS)
 
 
 def _methods(stats: Stats, datasets: Sequence[str], single_family: bool = False) -> list[str]:
     """The methods of ``datasets``' rows in registry order; those of one family only if ``single_family``."""
-    return [m for m in _sorted((m for d, _, m in stats.cells if d in datasets), METHODS)
+    return [m for m in registry_sorted((m for d, _, m in stats.cells if d in datasets), METHODS)
             if single_family or _cross_family(m)]
 
 
@@ -112,7 +113,7 @@ def _by_family(models: Sequence[str], families: Mapping[str, str] | None) -> dic
     groups: dict[str, list[str]] = {}
     for m in models:
         groups.setdefault(family_of(m, families), []).append(m)
-    return {f: groups[f] for f in _sorted(groups, FAMILIES)}
+    return {f: groups[f] for f in registry_sorted(groups, FAMILIES)}
 
 
 def _arch_cell(stats: Stats, key: Key, column: str) -> dict:
@@ -169,7 +170,7 @@ def per_architecture(stats: Stats, name: str, title: str, dataset: str | None, m
 
 def family_summary(stats: Stats, families: Mapping[str, str] | None) -> Table | None:
     """Table 2: (family, metric) x method, mean ± std across the family's architectures."""
-    datasets = _sorted({d for d, _, _ in stats.cells}, DATASETS)
+    datasets = registry_sorted({d for d, _, _ in stats.cells}, DATASETS)
     methods = _methods(stats, datasets)
     blocks, keys = [], []
     for d in datasets:
@@ -201,7 +202,7 @@ def _with_family_mean(stats: Stats, dataset: str, family: str, models: Sequence[
 
 def family_intervals(stats: Stats, families: Mapping[str, str] | None) -> Table | None:
     """Table 2 with 95% bootstrap intervals: (metric, architecture or family mean) x method."""
-    datasets = _sorted({d for d, _, _ in stats.cells}, DATASETS)
+    datasets = registry_sorted({d for d, _, _ in stats.cells}, DATASETS)
     methods = _methods(stats, datasets)
     blocks, keys = [], []
     for d in datasets:
@@ -265,7 +266,7 @@ def passes(stats: Stats, families: Mapping[str, str] | None, dataset: str | None
 def agcam_table(stats: Stats, legend: str) -> Table | None:
     """Table 5 (AG-CAM beside the other methods) on the ViTs with AG-CAM rows: the paper's ViT-B on
     ILSVRC; else those of the first dataset (ILSVRC first) that has some, e.g. a ViT trained on Alzheimer's."""
-    for dataset in _sorted({d for d, _, _ in stats.cells}, DATASETS):
+    for dataset in registry_sorted({d for d, _, _ in stats.cells}, DATASETS):
         models = [m for m in _models(stats, dataset) if (dataset, m, "agcam") in stats.cells]
         if models:
             names = ", ".join(MODELS.get(m, m) for m in models)
