@@ -24,9 +24,10 @@ import pandas as pd
 
 from baselines import METHODS
 from benchmarks.stats import (CONFIDENCE, FAMILIES, LOWER_BETTER, TIE, bootstrap_means, common_ids, comparison_seed,
-                              family_of, image_means, interval, joint_bootstrap, select_cells, signed_rank_p, verdict,
+                              image_means, interval, joint_bootstrap, select_cells, signed_rank_p, verdict,
                               verdict_kind)
-from benchmarks.tables import DASH, MODELS, Block, Table, dataset_label, method_label, registry_sorted
+from benchmarks.tables import (DASH, MODELS, Block, Table, dataset_label, family_groups, method_label,
+                               registry_sorted)
 
 TESTS = ("deletion", "insertion", "road_morf", "road_lerf", "road_combined")
 COLUMNS = (*CONFIDENCE, *TESTS)
@@ -59,10 +60,7 @@ def comparisons(rows: pd.DataFrame, families: Mapping[str, str] | None = None, r
     rows, _ = common_ids(select_cells(rows))
     out = []
     for dataset, g in rows.groupby("dataset", sort=False):
-        by_family: dict[str, list[str]] = {}
-        for model in registry_sorted(g["model"], MODELS):
-            by_family.setdefault(family_of(model, families), []).append(model)
-        for family, models in by_family.items():
+        for family, models in family_groups(registry_sorted(g["model"], MODELS), families).items():
             sub = g[g["model"].isin(models)]
             methods = [m for m in METHODS if all(((sub["model"] == a) & (sub["method"] == m)).any() for a in models)]
             if SUBJECT not in methods or len(methods) < 2:

@@ -109,7 +109,8 @@ def _methods(stats: Stats, datasets: Sequence[str], single_family: bool = False)
             if single_family or _cross_family(m)]
 
 
-def _by_family(models: Sequence[str], families: Mapping[str, str] | None) -> dict[str, list[str]]:
+def family_groups(models: Sequence[str], families: Mapping[str, str] | None) -> dict[str, list[str]]:
+    """``models`` (their order kept) grouped by family, the families in :data:`FAMILIES`' order."""
     groups: dict[str, list[str]] = {}
     for m in models:
         groups.setdefault(family_of(m, families), []).append(m)
@@ -177,7 +178,7 @@ def family_summary(stats: Stats, families: Mapping[str, str] | None) -> Table | 
         models = _models(stats, d)
         cells = [{**_family_cell(stats, d, ms, meth, metric), "row": (FAMILIES.get(f, f), LABELS[metric]),
                   "col": (method_label(meth),), "metric": metric, "group": f"{f}|{metric}"}
-                 for f, ms in _by_family(models, families).items() for metric in CONFIDENCE for meth in methods]
+                 for f, ms in family_groups(models, families).items() for metric in CONFIDENCE for meth in methods]
         blocks.append(Block(dataset_label(d), ("Family", "Metric"), cells))
         keys += _grid(d, models, methods)
     title = ("Table 2: Evaluation of CAM-based approaches, mean ± std across the architectures of each family "
@@ -206,7 +207,7 @@ def family_intervals(stats: Stats, families: Mapping[str, str] | None) -> Table 
     methods = _methods(stats, datasets)
     blocks, keys = [], []
     for d in datasets:
-        for f, ms in _by_family(_models(stats, d), families).items():
+        for f, ms in family_groups(_models(stats, d), families).items():
             cells = _with_family_mean(stats, d, f, ms, methods, [(m, LABELS[m]) for m in CONFIDENCE])
             blocks.append(Block(f"{dataset_label(d)} — {FAMILIES.get(f, f)}", ("Metric", "Architecture"), cells,
                                 emphasis=0, show_ci=True))
@@ -236,7 +237,7 @@ def factors(stats: Stats, families: Mapping[str, str] | None, dataset: str | Non
     if not models:
         return None
     cells = []
-    for f, ms in _by_family(models, families).items():
+    for f, ms in family_groups(models, families).items():
         for column, label in (*((m, m.upper()) for m in CONFIDENCE), ("seconds", "Runtime")):
             for meth in methods:
                 cells.append({"value": factor(stats, dataset, ms, meth, column), "row": (FAMILIES.get(f, f), label),
@@ -257,7 +258,7 @@ def passes(stats: Stats, families: Mapping[str, str] | None, dataset: str | None
     kinds = (("fp", "FP (forward + partial)"), ("bp", "backward"))
     blocks = [Block(FAMILIES.get(f, f), ("Passes per image", "Architecture"),
                     _with_family_mean(stats, dataset, f, ms, methods, kinds), emphasis=0, fmt="{:.5g}".format)
-              for f, ms in _by_family(models, families).items()]
+              for f, ms in family_groups(models, families).items()]
     title = (f"Table 9: Passes per image required by each explanation method on {dataset_label(dataset)} "
              "(counted: FP = whole-model forward + partial forward passes; backward passes separately).")
     return Table("table9", title, blocks, _grid(dataset, models, methods))
