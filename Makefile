@@ -167,12 +167,16 @@ reproduction: install
 # Beyond the paper (Table 10, issue 30): every method's maps on the reproduction's models scored by Deletion /
 # Insertion and ROAD beside AD / IC / AG (results/runs-faithfulness), the randomization check on the first
 # RANDOM_IMAGES images of each architecture, then Table 10 and REPRODUCTION.md's section.  Sized for a 2-core
-# CPU: BEYOND_N images per cell; BEYOND_STEP pixels per curve step (25 steps at 224 px, about ClusCAM's own
-# passes, against RISE's 224); ROAD at BEYOND_PERCENTILES (pytorch-grad-cam's 10..90 on a GPU).  ScoreCAM
-# (1,281 passes per map on a Lite) runs in bf16 as in the reproduction's tables, and its randomization check
-# (a map per stage: 13 x 1,281 passes per image on a Lite) on the first RANDOM_SCORECAM_IMAGES images only.
-# Cheapest first, so that each session completes whole cells.  Resumable.
-BEYOND_N ?= 40
+# CPU: BEYOND_STEP pixels per curve step (25 steps at 224 px, about ClusCAM's own passes, against RISE's 224);
+# ROAD at BEYOND_PERCENTILES (pytorch-grad-cam's 10..90 on a GPU).  ScoreCAM (1,281 passes per map on a Lite)
+# runs in bf16 as in the reproduction's tables, and its randomization check (a map per stage: 13 x 1,281
+# passes per image on a Lite) on the first RANDOM_SCORECAM_IMAGES images only.  Every cell first on its first
+# BEYOND_FIRST images (a whole Table 10 early), then on the reproduction's common sets: BEYOND_LITE0_N ILSVRC
+# images of Lite0, BEYOND_N of Lite1/2 and of each Alzheimer model.  Cheapest first, so that each session
+# completes whole cells.  Resumable: a larger count computes only the images a cell lacks.
+BEYOND_FIRST ?= 40
+BEYOND_LITE0_N ?= 200
+BEYOND_N ?= 100
 BEYOND_STEP ?= 2048
 BEYOND_PERCENTILES ?= [20,40,60,80]
 RANDOM_IMAGES ?= 20
@@ -189,15 +193,24 @@ randomize = for m in $$(echo $(1) | tr , ' '); do for meth in $$(echo $(3) | tr 
 RANDOM_ILSVRC := dataset=ilsvrc dataset.root=$(SHARED)/ilsvrc_val
 RANDOM_ALZ := dataset=alzheimer dataset.root=$(SHARED)/alzheimer_mri model.checkpoint=$(ALZ_CKPT)/$${m}_alzheimer.pth \
 	dataset.exclude=$(ALZ_CKPT)/$${m}_alzheimer.json
+BEYOND_SWEEP = $(REPRO) sweep-$(1) MODELS=$(2) METHODS=$(3) N=$(4) RUNS=$(BEYOND) RUN_ARGS="$(FAITHFULNESS)" $(5)
+FEW_BEYOND = $(call without,$(BEYOND_METHODS),scorecam)
+LITE0 = $(firstword $(subst $(comma),$(space),$(LITES)))
 reproduction-beyond: install
-	$(REPRO) sweep-ilsvrc MODELS=$(LITES) METHODS=$(call without,$(BEYOND_METHODS),scorecam) N=$(BEYOND_N) RUNS=$(BEYOND) RUN_ARGS="$(FAITHFULNESS)"
-	$(REPRO) sweep-alzheimer MODELS=$(ALZ_MODELS) METHODS=$(call without,$(BEYOND_METHODS),scorecam) N=$(BEYOND_N) RUNS=$(BEYOND) RUN_ARGS="$(FAITHFULNESS)"
-	$(call randomize,$(LITES),$(RANDOM_ILSVRC),$(call without,$(BEYOND_METHODS),scorecam),$(RANDOM_IMAGES))
-	$(call randomize,$(ALZ_MODELS),$(RANDOM_ALZ),$(call without,$(BEYOND_METHODS),scorecam),$(RANDOM_IMAGES))
-	$(REPRO) sweep-ilsvrc MODELS=$(LITES) METHODS=scorecam N=$(BEYOND_N) RUNS=$(BEYOND) RUN_ARGS="$(FAITHFULNESS)" PRECISION=bf16
-	$(REPRO) sweep-alzheimer MODELS=$(ALZ_MODELS) METHODS=scorecam N=$(BEYOND_N) RUNS=$(BEYOND) RUN_ARGS="$(FAITHFULNESS)" PRECISION=bf16
+	$(call BEYOND_SWEEP,ilsvrc,$(LITES),$(FEW_BEYOND),$(BEYOND_FIRST))
+	$(call BEYOND_SWEEP,alzheimer,$(ALZ_MODELS),$(FEW_BEYOND),$(BEYOND_FIRST))
+	$(call randomize,$(LITES),$(RANDOM_ILSVRC),$(FEW_BEYOND),$(RANDOM_IMAGES))
+	$(call randomize,$(ALZ_MODELS),$(RANDOM_ALZ),$(FEW_BEYOND),$(RANDOM_IMAGES))
+	$(call BEYOND_SWEEP,ilsvrc,$(LITES),scorecam,$(BEYOND_FIRST),PRECISION=bf16)
+	$(call BEYOND_SWEEP,alzheimer,$(ALZ_MODELS),scorecam,$(BEYOND_FIRST),PRECISION=bf16)
 	$(call randomize,$(LITES),$(RANDOM_ILSVRC),scorecam,$(RANDOM_SCORECAM_IMAGES),run.precision=bf16)
 	$(call randomize,$(ALZ_MODELS),$(RANDOM_ALZ),scorecam,$(RANDOM_SCORECAM_IMAGES),run.precision=bf16)
+	$(call BEYOND_SWEEP,ilsvrc,$(LITE0),$(FEW_BEYOND),$(BEYOND_LITE0_N))
+	$(call BEYOND_SWEEP,ilsvrc,$(call without,$(LITES),$(LITE0)),$(FEW_BEYOND),$(BEYOND_N))
+	$(call BEYOND_SWEEP,alzheimer,$(ALZ_MODELS),$(FEW_BEYOND),$(BEYOND_N))
+	$(call BEYOND_SWEEP,ilsvrc,$(LITE0),scorecam,$(BEYOND_LITE0_N),PRECISION=bf16)
+	$(call BEYOND_SWEEP,ilsvrc,$(call without,$(LITES),$(LITE0)),scorecam,$(BEYOND_N),PRECISION=bf16)
+	$(call BEYOND_SWEEP,alzheimer,$(ALZ_MODELS),scorecam,$(BEYOND_N),PRECISION=bf16)
 	$(PY) -m scripts.beyond --runs $(BEYOND) --out $(RESULTS)/tables
 
 # Every table and the claims report of the reproduction, from results/runs (tables/: the seven methods of

@@ -2,6 +2,12 @@
 randomization flag, and the command line end to end on tiny runs."""
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -95,3 +101,27 @@ def test_the_command_line_end_to_end(tmp_path, capsys):
     with pytest.raises(ValueError, match="--faithfulness-runs .* is not a folder"):
         claims.beyond_lines(tmp_path / "absent", 100, 0, explicit=True)
     assert claims.beyond_lines(tmp_path / "absent", 100, 0, explicit=False) == []
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+def test_makefile_runs_every_cell_first_on_a_few_images_then_on_the_common_sets():
+    """`make reproduction-beyond`: each model x method on BEYOND_FIRST images before any larger count, then
+    Lite0 on BEYOND_LITE0_N ILSVRC images and every other cell on BEYOND_N."""
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(["make", "-n", "-C", str(root), "-o", "install", "reproduction-beyond", f"VENV={sys.prefix}",
+                          "BEYOND_FIRST=7", "BEYOND_LITE0_N=30", "BEYOND_N=20"],
+                         capture_output=True, text=True, check=True).stdout
+    counts: dict[tuple[str, str, str], list[int]] = {}
+    for line in out.splitlines():
+        sweep = re.search(r"sweep-(\w+) MODELS=(\S+) METHODS=(\S+) N=(\d+)", line)
+        if sweep:
+            dataset, models, methods, n = sweep.groups()
+            for model in models.split(","):
+                for method in methods.split(","):
+                    counts.setdefault((dataset, model, method), []).append(int(n))
+    lites = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+    assert {model for dataset, model, _ in counts if dataset == "ilsvrc"} == set(lites)
+    assert {method for *_, method in counts} >= {"cluscam", "scorecam", "gradcam"}
+    for (dataset, model, method), ns in counts.items():
+        final = 30 if (dataset, model) == ("ilsvrc", "efficientnet_lite0") else 20
+        assert ns == [7, final], (dataset, model, method, ns)
