@@ -397,13 +397,15 @@ def render_latex(table: Table, meta: dict) -> str:
 
 
 def render_csv(table: Table) -> str:
-    """One line per cell: block, row labels, column, value, std, ci_lo, ci_hi, n_images, rank."""
+    """One line per cell: block, row labels, column, value, std, ci_lo, ci_hi, n_images, rank, and the text of
+    a preformatted cell (its Markdown: a verdict, a range, a count) whose value is empty."""
     lines = []
     for block in table.blocks:
         for c in _ranked(block):
             lines.append({"block": block.title, **dict(zip(block.row_names, c["row"])), "column": " ".join(c["col"]),
                           "value": c["value"], "std": c.get("std", np.nan), "ci_lo": c.get("lo", np.nan),
-                          "ci_hi": c.get("hi", np.nan), "n_images": c.get("n", np.nan), "rank": c["rank"]})
+                          "ci_hi": c.get("hi", np.nan), "n_images": c.get("n", np.nan), "rank": c["rank"],
+                          "text": c["text"]["md"] if "text" in c else ""})
     return pd.DataFrame(lines).to_csv(index=False, float_format="%.6g")
 
 

@@ -88,6 +88,9 @@ def test_the_command_line_end_to_end(tmp_path, capsys):
     assert "ClusCAM − best baseline" in md and "vs GradCAM" in md and "Deletion (↓)" in md
     assert "Randomization check" in md and "| synthetic | TinyCNN | GradCAM |" in md  # per dataset and model
     assert {p.suffix for p in (tmp_path / "tables").iterdir()} == {".md", ".tex", ".csv", ".json"}
+    csv = pd.read_csv(tmp_path / "tables" / "table10.csv", keep_default_na=False)  # the text cells are in the CSV too
+    assert csv.loc[csv["Method"] == "ClusCAM − best baseline", "text"].str.contains(r"vs GradCAM: ").all()
+    assert set(csv.loc[csv["column"] == "images", "text"]) == {"4"}
     from benchmarks.beyond import randomization_summary, read_randomization
     summary = randomization_summary(read_randomization(runs / "randomization"), resamples=100)
     assert list(summary["stages"]) == [4, 4] and (summary["stage"] == "features.0").all()  # every stage read
