@@ -196,6 +196,7 @@ RANDOM_ALZ := dataset=alzheimer dataset.root=$(SHARED)/alzheimer_mri model.check
 BEYOND_SWEEP = $(REPRO) sweep-$(1) MODELS=$(2) METHODS=$(3) N=$(4) RUNS=$(BEYOND) RUN_ARGS="$(FAITHFULNESS)" $(5)
 FEW_BEYOND = $(call without,$(BEYOND_METHODS),scorecam)
 LITE0 = $(firstword $(subst $(comma),$(space),$(LITES)))
+OTHER_LITES = $(call without,$(LITES),$(LITE0))
 reproduction-beyond: install
 	$(call BEYOND_SWEEP,ilsvrc,$(LITES),$(FEW_BEYOND),$(BEYOND_FIRST))
 	$(call BEYOND_SWEEP,alzheimer,$(ALZ_MODELS),$(FEW_BEYOND),$(BEYOND_FIRST))
@@ -206,10 +207,10 @@ reproduction-beyond: install
 	$(call randomize,$(LITES),$(RANDOM_ILSVRC),scorecam,$(RANDOM_SCORECAM_IMAGES),run.precision=bf16)
 	$(call randomize,$(ALZ_MODELS),$(RANDOM_ALZ),scorecam,$(RANDOM_SCORECAM_IMAGES),run.precision=bf16)
 	$(call BEYOND_SWEEP,ilsvrc,$(LITE0),$(FEW_BEYOND),$(BEYOND_LITE0_N))
-	$(call BEYOND_SWEEP,ilsvrc,$(call without,$(LITES),$(LITE0)),$(FEW_BEYOND),$(BEYOND_N))
+	$(call BEYOND_SWEEP,ilsvrc,$(OTHER_LITES),$(FEW_BEYOND),$(BEYOND_N))
 	$(call BEYOND_SWEEP,alzheimer,$(ALZ_MODELS),$(FEW_BEYOND),$(BEYOND_N))
 	$(call BEYOND_SWEEP,ilsvrc,$(LITE0),scorecam,$(BEYOND_LITE0_N),PRECISION=bf16)
-	$(call BEYOND_SWEEP,ilsvrc,$(call without,$(LITES),$(LITE0)),scorecam,$(BEYOND_N),PRECISION=bf16)
+	$(call BEYOND_SWEEP,ilsvrc,$(OTHER_LITES),scorecam,$(BEYOND_N),PRECISION=bf16)
 	$(call BEYOND_SWEEP,alzheimer,$(ALZ_MODELS),scorecam,$(BEYOND_N),PRECISION=bf16)
 	$(PY) -m scripts.beyond --runs $(BEYOND) --out $(RESULTS)/tables
 
